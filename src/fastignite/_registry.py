@@ -1,0 +1,131 @@
+"""The handler registry: ignite's ``engine._event_handlers``, kept as the record.
+
+It maps each event to a list of ``(handler, args, kwargs)`` entries, exactly the
+shape ignite exposes, because code in the wild (ignite's own profilers among it)
+reads and edits that structure in place.  The backend never walks these lists on
+the hot path: it compiles them into dispatch tables.  So every way of changing a
+list or the mapping tells the backend which event's table is now stale; the
+backend rebuilds it, once, at that event's next firing.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+
+class FilteredHandler:
+    """A handler registered on a filtered event, e.g. ``Events.X(every=10)``.
+
+    The backend unwraps it and evaluates ``filter`` itself; calling the wrapper
+    directly (as code that wraps handlers in turn does) evaluates the filter too.
+    ``_parent`` is ignite's way for callers to find the user's function.
+    """
+
+    def __init__(self, handler: Callable, event_filter: Callable, event: Any, engine: Any) -> None:
+        functools.update_wrapper(self, handler)
+        self.handler = handler
+        self.filter = event_filter
+        self.event = event
+        self._engine = weakref.ref(engine)
+        self._parent = weakref.ref(handler)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        engine = self._engine()
+        if engine is None:
+            raise RuntimeError("Engine reference not resolved. Cannot execute event handler.")
+        if self.filter(engine, engine._event_count(self.event)):
+            return self.handler(*args, **kwargs)
+        return None
+
+    def __repr__(self) -> str:
+        return f"<filtered {self.handler!r} on {self.event!r}>"
+
+
+class HandlerList(list):
+    """One event's ``(handler, args, kwargs)`` entries; any change marks the
+    event's dispatch table stale."""
+
+    __slots__ = ("_key", "_tables")
+
+    def __init__(self, key: Any, tables: Any, entries: Any = ()) -> None:
+        super().__init__(entries)
+        self._key = key
+        self._tables = tables
+
+    def _changed(self) -> None:
+        self._tables.invalidate(self._key)
+
+
+def _mutator(name: str) -> Callable:
+    method = getattr(list, name)
+
+    @functools.wraps(method)
+    def mutate(self: HandlerList, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        finally:
+            self._changed()
+
+    return mutate
+
+
+for _name in (
+    "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
+    "__setitem__", "__delitem__", "__iadd__", "__imul__",
+):  # fmt: skip
+    setattr(HandlerList, _name, _mutator(_name))
+del _name
+
+
+class HandlerRegistry(dict):
+    """event -> HandlerList, with ``defaultdict(list)`` behaviour as in ignite.
+
+    It holds the backend's table set (to invalidate) but not the engine, so that
+    an engine is freed by reference counting alone.
+    """
+
+    __slots__ = ("_tables",)
+
+    def __init__(self, tables: Any) -> None:
+        super().__init__()
+        self._tables = tables
+
+    def __missing__(self, key: Any) -> HandlerList:
+        entries = HandlerList(key, self._tables)
+        dict.__setitem__(self, key, entries)
+        return entries
+
+    def __setitem__(self, key: Any, entries: Any) -> None:
+        dict.__setitem__(self, key, HandlerList(key, self._tables, entries))
+        self._tables.invalidate(key)
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)
+        self._tables.invalidate(key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        try:
+            return dict.pop(self, key, *default)
+        finally:
+            self._tables.invalidate(key)
+
+    def popitem(self) -> tuple:
+        key, entries = dict.popitem(self)
+        self._tables.invalidate(key)
+        return key, entries
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = [] if default is None else default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, entries in dict(*args, **kwargs).items():
+            self[key] = entries
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._tables.invalidate_all()

@@ -1,0 +1,589 @@
+"""Engine: the API layer.
+
+Everything here runs when a user configures an engine (registration, validation,
+run() set-up, state_dict); the per-iteration work is the backend's
+(``fastignite._backend``), which this module drives through a small interface:
+``Tables`` (slots, counters, dispatch tables), ``run_as_gen`` (the loop) and
+``call_entries`` (ignite's walk over a live handler list).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import numbers
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from . import _backend
+from ._registry import FilteredHandler, HandlerRegistry
+from ._signature import bind_error, check_signature, describe_params
+from .events import CallableEventWithFilter, EventEnum, Events, EventsList, RemovableEventHandle, State
+
+__all__ = ["Engine"]
+
+
+def _is_event_object(event: Any) -> bool:
+    """Ours, or an event of ignite itself (named, with a ``filter``)."""
+    return isinstance(event, CallableEventWithFilter) or (
+        getattr(event, "_name_", None) is not None and hasattr(event, "filter")
+    )
+
+
+def _events_of_list(event: Any) -> list | None:
+    """The members of an ``a | b`` (ours or ignite's EventsList), else None."""
+    if isinstance(event, EventsList):
+        return list(event)
+    if not isinstance(event, str) and not _is_event_object(event) and isinstance(getattr(event, "_events", None), list):
+        return list(event._events)
+    return None
+
+
+def _check_count_arg(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+        raise ValueError(f"Argument {name} should be a positive integer or None, got {value!r}")
+
+
+class FiringCounters(Mapping):
+    """``state.counters``: how many times each registered event fired since the
+    run started (kept across resume).  Filters on custom events read these."""
+
+    __slots__ = ("_tables",)
+
+    def __init__(self, tables: Any) -> None:
+        self._tables = tables
+
+    def __getitem__(self, event: Any) -> int:
+        slot = self._tables.slot_of(event)
+        if slot is None:
+            raise KeyError(event)
+        return self._tables.counts[slot]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._tables.events)
+
+    def __len__(self) -> int:
+        return len(self._tables.events)
+
+    def __repr__(self) -> str:
+        pairs = ", ".join(f"{getattr(e, 'name', e)}: {c}" for e, c in zip(self._tables.events, self._tables.counts))
+        return f"FiringCounters({{{pairs}}})"
+
+
+class Engine:
+    """Runs ``process_function(engine, batch)`` over data for a number of epochs,
+    firing events that handlers are attached to.
+
+    The API and behaviour are pytorch-ignite's ``ignite.engine.Engine``.
+    """
+
+    _state_dict_all_req_keys: tuple[str, ...] = ("epoch_length", "iteration")
+    _state_dict_one_of_opt_keys: tuple[tuple[str, ...], ...] = (("max_epochs", "max_iters"),)
+    interrupt_resume_enabled = True
+
+    def __init__(self, process_function: Callable[["Engine", Any], Any]) -> None:
+        if process_function is None:
+            raise ValueError("Engine must be given a processing function in order to run.")
+        if not callable(process_function):
+            raise TypeError(
+                f"Argument process_function should be a callable (engine, batch) -> output, got {process_function!r}"
+            )
+        self._tables = _backend.Tables()
+        self._event_handlers = HandlerRegistry(self._tables)
+        self._counters = FiringCounters(self._tables)
+        self.logger = logging.getLogger(__name__ + "." + self.__class__.__name__)
+        self._process_function = process_function
+        self.last_event_name: Any = None
+        self._should_terminate: bool | str = False
+        self._should_terminate_single_epoch: bool | str = False
+        self._should_interrupt = False
+        self._signal = False  # any of the three flags set: the loop checks this one
+        self.state = State()
+        self._state_dict_user_keys: list[str] = []
+        self._allowed_events: list[Any] = []
+        self._dataloader_iter: Iterator | None = None
+        self._init_iter: int | None = None
+        self._internal_run_generator: Any = None
+        self.register_events(*Events)
+        check_signature(process_function, "process_function", self, None)
+
+    # -- control flags -------------------------------------------------------
+    # Plain attributes in ignite; properties here so that the loop can test one
+    # flag (_signal) per check point instead of three.
+
+    def _update_signal(self) -> None:
+        self._signal = bool(self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt)
+
+    @property
+    def should_terminate(self) -> bool | str:
+        return self._should_terminate
+
+    @should_terminate.setter
+    def should_terminate(self, value: bool | str) -> None:
+        self._should_terminate = value
+        self._update_signal()
+
+    @property
+    def should_terminate_single_epoch(self) -> bool | str:
+        return self._should_terminate_single_epoch
+
+    @should_terminate_single_epoch.setter
+    def should_terminate_single_epoch(self, value: bool | str) -> None:
+        self._should_terminate_single_epoch = value
+        self._update_signal()
+
+    @property
+    def should_interrupt(self) -> bool:
+        return self._should_interrupt
+
+    @should_interrupt.setter
+    def should_interrupt(self, value: bool) -> None:
+        self._should_interrupt = value
+        self._update_signal()
+
+    # -- events and handlers -------------------------------------------------
+
+    def register_events(self, *event_names: str | EventEnum, event_to_attr: dict | None = None) -> None:
+        """Allow handlers on custom events (EventEnum members or strings).
+
+        ``event_to_attr`` maps events to the state attribute their filters read;
+        without it, filters read the engine's own firing counter of the event.
+        """
+        if not (event_to_attr is None or isinstance(event_to_attr, dict)):
+            raise ValueError(f"Expected event_to_attr to be dictionary. Got {type(event_to_attr)}.")
+        for index, e in enumerate(event_names):
+            if not (isinstance(e, (str, EventEnum)) or _is_event_object(e)):
+                raise TypeError(f"Value at {index} of event_names should be a str or EventEnum, but given {e!r}")
+        for e in event_names:
+            self._allowed_events.append(e)
+            self._tables.add_event(e)
+            if event_to_attr and e in event_to_attr:
+                State.event_to_attr[e] = event_to_attr[e]
+        self.state._update_attrs()
+        # A new event_to_attr entry changes what existing filters read.
+        self._tables.invalidate_all()
+
+    def has_registered_events(self, event: Any) -> bool:
+        return event in self._allowed_events
+
+    def _assert_allowed_event(self, event_name: Any) -> None:
+        if self._tables.slot_of(event_name) is None:
+            self.logger.error("attempt to add event handler to an invalid event %s", event_name)
+            raise ValueError(
+                f"Event {event_name} is not a valid event for this {self.__class__.__name__}. "
+                "Register custom events with engine.register_events() first."
+            )
+
+    def add_event_handler(self, event_name: Any, handler: Callable, *args: Any, **kwargs: Any) -> RemovableEventHandle:
+        """Call ``handler`` on ``event_name``, with or without the engine as first
+        argument (decided here, from its signature), then ``*args, **kwargs``.
+
+        ``event_name`` may carry a filter (``Events.X(every=10)``), be an ``a | b``
+        (one registration per event) or an ``a & b`` (one call iff both pass).
+        """
+        members = _events_of_list(event_name)
+        if members is not None:
+            # Check every member first so that a bad one leaves nothing half-added.
+            for e in members:
+                self._check_handler(e, handler, args, kwargs)
+            for e in members:
+                self.add_event_handler(e, handler, *args, **kwargs)
+            return RemovableEventHandle(event_name, handler, self)
+
+        takes_engine = self._check_handler(event_name, handler, args, kwargs)
+        event_filter = getattr(event_name, "filter", None) if _is_event_object(event_name) else None
+        if event_filter is not None:
+            handler = FilteredHandler(handler, event_filter, event_name, self)
+        entry_args = ((weakref.ref(self),) + args) if takes_engine else args
+        self._event_handlers[event_name].append((handler, entry_args, kwargs))
+        self.logger.debug("Added handler for event %s", event_name)
+        return RemovableEventHandle(event_name, handler, self)
+
+    def _check_handler(self, event_name: Any, handler: Any, args: tuple, kwargs: dict) -> bool:
+        """Validate one registration; return whether the handler takes the engine."""
+        if not callable(handler):
+            raise TypeError(f"Argument handler should be callable, got {handler!r} for event {event_name}")
+        self._assert_allowed_event(event_name)
+        if event_name == Events.EXCEPTION_RAISED:
+            event_args: tuple = (Exception(),)
+        elif event_name == Events.TERMINATE_SINGLE_EPOCH:
+            event_args = (0,)
+        else:
+            event_args = ()
+        with_engine = bind_error(handler, self, *event_args, *args, **kwargs)
+        if with_engine is None:
+            return True
+        without_engine = bind_error(handler, *event_args, *args, **kwargs)
+        if without_engine is None:
+            return False
+        passed = [*event_args, *args, *kwargs]
+        raise ValueError(
+            f"Error adding {handler} 'handler': takes parameters {describe_params(handler)} "
+            f"but will be called with {['engine', *passed]} or {passed} on event {event_name} "
+            f"(with the engine: {with_engine}; without: {without_engine})."
+        )
+
+    def has_event_handler(self, handler: Callable, event_name: Any | None = None) -> bool:
+        """Whether ``handler`` is registered on ``event_name`` (on any event if None)."""
+        if event_name is not None:
+            if event_name not in self._event_handlers:
+                return False
+            events: Iterable = [event_name]
+        else:
+            events = list(self._event_handlers)
+        for e in events:
+            for registered, _, _ in self._event_handlers[e]:
+                if self._compare_handlers(handler, registered):
+                    return True
+        return False
+
+    @staticmethod
+    def _compare_handlers(user_handler: Callable, registered_handler: Callable) -> bool:
+        parent = getattr(registered_handler, "_parent", None)
+        if parent is not None:
+            registered_handler = parent()
+        return registered_handler == user_handler
+
+    def remove_event_handler(self, handler: Callable, event_name: Any) -> None:
+        """Unregister every registration of ``handler`` on ``event_name``."""
+        if event_name not in self._event_handlers:
+            if self._tables.slot_of(event_name) is None:
+                raise ValueError(f"Input event name '{event_name}' does not exist")
+            raise ValueError(f"Input handler '{handler}' is not found among registered event handlers")
+        entries = self._event_handlers[event_name]
+        kept = [entry for entry in entries if not self._compare_handlers(handler, entry[0])]
+        if len(kept) == len(entries):
+            raise ValueError(f"Input handler '{handler}' is not found among registered event handlers")
+        # A new list, not an in-place edit: a firing walking the old list finishes
+        # over it, as in ignite.
+        self._event_handlers[event_name] = kept
+
+    def on(self, event_name: Any, *args: Any, **kwargs: Any) -> Callable:
+        """Decorator form of add_event_handler."""
+
+        def decorator(f: Callable) -> Callable:
+            self.add_event_handler(event_name, f, *args, **kwargs)
+            return f
+
+        return decorator
+
+    def _fire_event(self, event_name: Any, *event_args: Any, **event_kwargs: Any) -> None:
+        """Call the handlers of ``event_name`` (no validation: fire_event checks)."""
+        slot = self._tables.slot_of(event_name)
+        if slot is not None:
+            self._tables.fire(self, slot, event_args, event_kwargs)
+            return
+        # Not a registered event: only handlers put into _event_handlers by hand.
+        self.last_event_name = event_name
+        entries = dict.get(self._event_handlers, event_name)
+        if entries:
+            _backend.call_entries(
+                self, entries, 0, State.event_to_attr.get(event_name), 0, event_args, event_kwargs
+            )
+
+    _fire_event._fastignite_base = True  # type: ignore[attr-defined]
+
+    def fire_event(self, event_name: Any) -> None:
+        """Fire a (registered) event now, e.g. a custom event from the process function."""
+        self._assert_allowed_event(event_name)
+        return self._fire_event(event_name)
+
+    def _event_count(self, event: Any) -> int:
+        """The count a filter on ``event`` reads now."""
+        slot = self._tables.slot_of(event)
+        if slot is None:
+            return self.state.get_event_attrib_value(event)
+        return self._tables.count(self, slot)
+
+    # -- control ---------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Stop after the current check point; a later run() resumes from there."""
+        if not self.interrupt_resume_enabled:
+            raise RuntimeError(
+                "Engine 'interrupt/resume' feature is disabled. "
+                "Please, set Engine.interrupt_resume_enabled=True to enable it"
+            )
+        self.logger.info("interrupt signaled. Engine will interrupt the run after current iteration is finished.")
+        self.should_interrupt = True
+
+    def terminate(self, skip_completed: bool = False) -> None:
+        """Stop the run at the next check point (firing TERMINATE, then COMPLETED
+        unless ``skip_completed``)."""
+        self.logger.info("Terminate signaled. Engine will stop after current iteration is finished.")
+        self.should_terminate = "skip_completed" if skip_completed else True
+
+    def terminate_epoch(self, skip_epoch_completed: bool = False) -> None:
+        """Stop the current epoch at the next check point (firing
+        TERMINATE_SINGLE_EPOCH, then EPOCH_COMPLETED unless ``skip_epoch_completed``)."""
+        self.logger.info(
+            "Terminate current epoch is signaled. Current epoch iteration will stop after current iteration is finished."
+        )
+        self.should_terminate_single_epoch = "skip_epoch_completed" if skip_epoch_completed else True
+
+    def _handle_exception(self, e: BaseException) -> None:
+        if dict.get(self._event_handlers, Events.EXCEPTION_RAISED):
+            self._fire_event(Events.EXCEPTION_RAISED, e)
+        else:
+            raise e
+
+    # -- state_dict --------------------------------------------------------------
+
+    @property
+    def state_dict_user_keys(self) -> list:
+        return self._state_dict_user_keys
+
+    def state_dict(self) -> OrderedDict:
+        """``epoch_length``, ``iteration``, ``max_epochs`` or ``max_iters``, and the
+        ``state_dict_user_keys``: what resuming a run needs."""
+        keys: tuple[str, ...] = self._state_dict_all_req_keys
+        keys += ("max_iters",) if self.state.max_iters is not None else ("max_epochs",)
+        keys += tuple(self._state_dict_user_keys)
+        return OrderedDict((k, getattr(self.state, k)) for k in keys)
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        """Set the state from a state_dict (``iteration`` or ``epoch``).  Validated
+        completely before anything changes, so a bad one leaves the state as it was."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Argument state_dict should be a dictionary, but given {type(state_dict)}")
+        if "iteration" in state_dict and "epoch" in state_dict:
+            raise ValueError(
+                "State dictionary should contain only one of 'iteration' or 'epoch' keys. "
+                f"Found both: iteration={state_dict['iteration']}, epoch={state_dict['epoch']}."
+            )
+        sd = dict(state_dict)
+        if "iteration" in sd or "epoch" in sd:
+            epoch_length = sd.get("epoch_length")
+            if sd.get("epoch") == 0 or sd.get("iteration") == 0:
+                sd["epoch"] = sd["iteration"] = 0
+            elif epoch_length is None or epoch_length <= 0:
+                raise ValueError(
+                    "epoch_length must be a positive integer to calculate missing 'iteration' or 'epoch' key. "
+                    f"Input state_dict: {sd}"
+                )
+            elif "epoch" in sd:
+                sd["iteration"] = sd["epoch"] * epoch_length
+            else:
+                sd["epoch"] = sd["iteration"] // epoch_length
+        for k in self._state_dict_all_req_keys:
+            if k not in sd:
+                raise ValueError(f"Required state attribute '{k}' is absent in provided state_dict '{sd.keys()}'")
+        for group in self._state_dict_one_of_opt_keys:
+            if sum(k in sd for k in group) != 1:
+                raise ValueError(f"state_dict should contain exactly one of '{group}' keys")
+        for k in self._state_dict_user_keys:
+            if k not in sd:
+                raise ValueError(f"Required user state attribute '{k}' is absent in provided state_dict '{sd.keys()}'")
+
+        iteration, epoch = sd["iteration"], sd["epoch"]
+        if "max_epochs" in sd:
+            name, progress_name, progress = "max_epochs", "epoch", epoch
+        else:
+            name, progress_name, progress = "max_iters", "iteration", iteration
+        self._check_termination_param(name, sd[name], progress_name, progress)
+
+        for k in self._state_dict_user_keys:
+            setattr(self.state, k, sd[k])
+        self.state.epoch_length = sd["epoch_length"]
+        self.state.iteration = iteration
+        self.state.epoch = epoch
+        self.state.max_epochs = sd.get("max_epochs")
+        self.state.max_iters = sd.get("max_iters")
+
+    @staticmethod
+    def _is_done(state: State) -> bool:
+        if state.max_iters is not None and state.iteration >= state.max_iters:
+            return True
+        if state.max_epochs is None:
+            return False
+        if state.epoch_length is not None and state.iteration >= state.epoch_length * state.max_epochs:
+            return True
+        return state.epoch >= state.max_epochs
+
+    @staticmethod
+    def _check_termination_param(name: str, value: Any, progress_name: str, progress: int) -> None:
+        if value is None:
+            return
+        if value < 1:
+            raise ValueError(f"Argument {name} is invalid. Please, set a correct {name} positive value")
+        if value < progress:
+            raise ValueError(
+                f"Argument {name} should be greater than or equal to the start {progress_name} defined in the state: "
+                f"{value} vs {progress}. Please, set engine.state.{name} = None "
+                "before calling engine.run() in order to restart the training from the beginning."
+            )
+
+    def _check_and_set_termination_param(self, name: str, value: Any, progress_name: str, progress: int) -> None:
+        self._check_termination_param(name, value, progress_name, progress)
+        if value is not None:
+            setattr(self.state, name, value)
+
+    def _check_and_set_max_epochs(self, max_epochs: int | None = None) -> None:
+        self._check_and_set_termination_param("max_epochs", max_epochs, "epoch", self.state.epoch)
+
+    def _check_and_set_max_iters(self, max_iters: int | None = None) -> None:
+        self._check_and_set_termination_param("max_iters", max_iters, "iteration", self.state.iteration)
+
+    # -- running -------------------------------------------------------------------
+
+    def set_data(self, data: Iterable) -> None:
+        """Switch to other data, from the next batch on (e.g. from a handler)."""
+        if not isinstance(data, Iterable):
+            raise TypeError(f"Argument data should be iterable, got {type(data).__name__}")
+        self.state.dataloader = data
+        self._dataloader_iter = iter(data)
+
+    def run(
+        self,
+        data: Iterable | None = None,
+        max_epochs: int | None = None,
+        max_iters: int | None = None,
+        epoch_length: int | None = None,
+    ) -> State:
+        """Run over ``data`` (any iterable; None with ``epoch_length`` for no data)
+        until ``max_epochs`` epochs or ``max_iters`` iterations.
+
+        A run that was interrupted, terminated, or loaded from a state_dict
+        resumes where it stopped; a finished run starts over.
+        """
+        if data is not None and not isinstance(data, Iterable):
+            raise TypeError(f"Argument data should be iterable, got {type(data).__name__}")
+        _check_count_arg("max_epochs", max_epochs)
+        _check_count_arg("max_iters", max_iters)
+        _check_count_arg("epoch_length", epoch_length)
+        if max_epochs is not None and max_iters is not None:
+            raise ValueError(
+                "Arguments max_iters and max_epochs are mutually exclusive. Please provide only max_epochs or max_iters."
+            )
+        state = self.state
+        if max_iters is not None and state.max_epochs is not None:
+            raise ValueError(
+                "To switch from max_epochs to max_iters mode during resume, "
+                "you must first reset by setting 'engine.state.max_epochs = None' before calling run()."
+            )
+        if max_epochs is not None and state.max_iters is not None:
+            raise ValueError(
+                "To switch from max_iters to max_epochs mode during resume, "
+                "you must first reset by setting 'engine.state.max_iters = None' before calling run()."
+            )
+        if state.max_epochs is not None:
+            self._check_and_set_max_epochs(max_epochs)
+        if state.max_iters is not None:
+            self._check_and_set_max_iters(max_iters)
+
+        start_over = (state.max_epochs is None and state.max_iters is None) or (
+            self._is_done(state) and self._internal_run_generator is None
+        )
+        if start_over:
+            if data is None and epoch_length is None and state.epoch_length is None:
+                raise ValueError("epoch_length should be provided if data is None")
+            if epoch_length is None:
+                if data is not None:
+                    epoch_length = self._get_data_length(data)
+                if epoch_length is None:
+                    epoch_length = state.epoch_length
+            if epoch_length is not None and epoch_length < 1:
+                raise ValueError("Input data has zero size. Please provide non-empty data")
+            if max_iters is None and max_epochs is None:
+                max_epochs = 1
+            state.iteration = 0
+            state.epoch = 0
+            state.max_epochs = max_epochs
+            state.max_iters = max_iters
+            state.epoch_length = epoch_length
+            self._internal_run_generator = None
+            self._tables.reset_counts()
+            if max_iters is not None:
+                self.logger.info("Engine run starting with max_iters=%s.", max_iters)
+            else:
+                self.logger.info("Engine run starting with max_epochs=%s.", max_epochs)
+        else:
+            if state.epoch_length is not None:
+                if epoch_length is not None and epoch_length != state.epoch_length:
+                    raise ValueError(
+                        "Argument epoch_length should be same as in the state, "
+                        f"but given {epoch_length} vs {state.epoch_length}"
+                    )
+            else:
+                if epoch_length is None and data is not None:
+                    epoch_length = self._get_data_length(data)
+                if epoch_length is not None:
+                    if epoch_length < 1:
+                        raise ValueError("Input data has zero size. Please provide non-empty data")
+                    state.epoch_length = epoch_length
+            if state.epoch_length is None and data is None:
+                raise ValueError("epoch_length should be provided if data is None")
+            if state.max_iters is not None:
+                self.logger.info(
+                    "Engine run resuming from iteration %s, epoch %s until %s iterations",
+                    state.iteration, state.epoch, state.max_iters,
+                )  # fmt: skip
+            else:
+                self.logger.info(
+                    "Engine run resuming from iteration %s, epoch %s until %s epochs",
+                    state.iteration, state.epoch, state.max_epochs,
+                )  # fmt: skip
+            if self.should_terminate:
+                # Resuming a terminated run: the terminated epoch is not finished, it
+                # starts again from its first iteration.
+                self._init_iter = 0
+
+        if self._dataloader_iter is None:
+            state.dataloader = data
+        if state.__dict__.get("counters") is not self._counters:
+            state.counters = self._counters
+        if self.interrupt_resume_enabled:
+            return self._internal_run()
+        return self._internal_run_legacy()
+
+    @staticmethod
+    def _get_data_length(data: Iterable) -> int | None:
+        try:
+            if hasattr(data, "__len__"):
+                return len(data)  # type: ignore[arg-type]
+        except TypeError:  # e.g. a DataLoader over an IterableDataset
+            pass
+        return None
+
+    def _setup_dataloader_iter(self) -> None:
+        if self.state.dataloader is None:
+            if self.state.epoch_length is None:
+                raise RuntimeError("Internal error, state.epoch_length is None with no data; please report it.")
+            # C-level iterator: an epoch of no data costs nothing per batch.
+            self._dataloader_iter = itertools.repeat(None, self.state.epoch_length)
+        else:
+            self._dataloader_iter = iter(self.state.dataloader)
+
+    def _setup_engine(self) -> None:
+        self._setup_dataloader_iter()
+        if self._init_iter is None:
+            iteration = self.state.iteration
+            if self.state.epoch_length is not None:
+                iteration %= self.state.epoch_length
+            self._init_iter = iteration
+
+    def _internal_run_as_gen(self) -> Any:
+        return _backend.run_as_gen(self, True)
+
+    def _internal_run(self) -> State:
+        if self._internal_run_generator is None:
+            self._internal_run_generator = self._internal_run_as_gen()
+        try:
+            return next(self._internal_run_generator)
+        except StopIteration as out:
+            self._internal_run_generator = None
+            return out.value
+        except BaseException:
+            # ignite keeps the dead generator, so its next run() returns None
+            # without running; here the engine stays usable.
+            self._internal_run_generator = None
+            raise
+
+    def _internal_run_legacy(self) -> State:
+        try:
+            next(_backend.run_as_gen(self, False))
+        except StopIteration as out:
+            return out.value
+        raise RuntimeError("Internal error: a run without interrupt support yielded; please report it.")
