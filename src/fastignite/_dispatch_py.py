@@ -18,7 +18,9 @@ exactly as ignite's loop over that list would.
 
 from __future__ import annotations
 
+import heapq
 import math
+import operator
 import time
 import warnings
 import weakref
@@ -34,10 +36,12 @@ BACKEND = "pure"
 
 NEVER = math.inf
 
-# How a record passes its arguments.
-PLAIN = 0  # handler(*event_args, *args, **kwargs)
-ENGINE = 1  # handler(engine, *event_args, *args, **kwargs)
-WEAKREF = 2  # args[0] is a weak reference other than to this engine: resolved per call
+# How a record calls its handler ("shape"), decided once when the table is built.
+NO_ARGS = 0  # handler()
+ENGINE_ONLY = 1  # handler(engine)
+PLAIN = 2  # handler(*event_args, *args, **kwargs)
+ENGINE = 3  # handler(engine, *event_args, *args, **kwargs)
+WEAKREF = 4  # args[0] is a weak reference other than to this engine: resolved per call
 
 
 class _Stale:
@@ -55,26 +59,98 @@ STALE = _Stale()
 class Table:
     """One event's handlers, ready to call.
 
-    ``records`` are all handlers in registration order; ``hot`` those that must be
-    looked at on every firing (unfiltered, or filtered by something other than the
-    count).  Between ``last_count`` and ``next_due`` no count-based filter can pass,
-    so a firing there walks ``hot`` only.
+    ``records`` are all handlers in registration order, each
+    ``(handler, filter, shape, args, kwargs, index, group)``.  ``group`` is -1 for
+    no filter, -2 for a filter evaluated at every firing (time or user code), or
+    the handler's filter group: records with equal count filters share a group,
+    evaluated once per firing, and a gated opaque filter has a group of its own.
+
+    ``heap`` holds ``(due, group)``: the count from which each group can pass.
+    While ``last_count < count < next_due`` (the heap's least due) no group can,
+    and a firing walks ``hot`` (the -1 and -2 records) only.
     """
 
-    __slots__ = ("entries", "records", "hot", "scheduled", "attr", "last_count", "next_due")
+    __slots__ = (
+        "entries", "records", "hot", "groups", "shared", "members", "heap", "next_due", "last_count", "attr",
+        "watch_count",
+    )  # fmt: skip
 
-    def __init__(self, entries: list, records: tuple, attr: str | None) -> None:
+    def __init__(self, entries: list, records: list, attr: str | None) -> None:
         self.entries = entries  # the registry list this snapshot was taken from
-        self.records = records
-        self.hot = tuple(r for r in records if r[2] is None or _is_opaque(r[2]))
-        self.scheduled = tuple(r[2] for r in records if r[2] is not None and not _is_opaque(r[2]))
         self.attr = attr
+        groups: list = []  # group -> its filter
+        shared: list = []  # group -> evaluated once for all its records
+        members: list = []  # group -> its records
+        by_key: dict = {}
+        for i, (handler, event_filter, shape, args, kwargs, index) in enumerate(records):
+            if event_filter is None:
+                group = -1
+            elif not _is_gated(event_filter):
+                group = -2
+            else:
+                key = None if _is_opaque(event_filter) else _key_of(event_filter)
+                group = by_key.get(key) if key is not None else None
+                if group is None:
+                    group = len(groups)
+                    groups.append(event_filter)
+                    shared.append(key is not None)
+                    members.append([])
+                    if key is not None:
+                        by_key[key] = group
+            records[i] = (handler, event_filter, shape, args, kwargs, index, group)
+            if group >= 0:
+                members[group].append(records[i])
+        self.records = tuple(records)
+        self.hot = tuple(r for r in records if r[6] < 0)
+        self.groups = groups
+        self.shared = shared
+        self.members = [tuple(m) for m in members]
+        self.heap = [(-NEVER, g) for g in range(len(groups))]  # all due at the first firing
+        self.next_due = -NEVER if groups else NEVER
         self.last_count = -NEVER
-        self.next_due = -NEVER
+        # A handler moving the count it reads invalidates this firing's filter results.
+        self.watch_count = attr is not None and any(r[1] is not None for r in records)
+
+    def due_records(self, count: int) -> tuple | list:
+        """The records to walk at a firing on ``count`` at or past ``next_due``
+        (or on a count that did not move forward); reschedules the due groups."""
+        heap = self.heap
+        if count > self.last_count:
+            due = []
+            while heap and heap[0][0] <= count:
+                due.append(heapq.heappop(heap)[1])
+        else:  # the count went back or repeated: every group may pass again
+            due = list(range(len(self.groups)))
+            heap.clear()
+        self.last_count = count
+        groups = self.groups
+        for group in due:
+            heapq.heappush(heap, (groups[group].gate_due(count), group))
+        self.next_due = heap[0][0] if heap else NEVER
+        if not due:
+            return self.hot
+        if len(due) == 1 and not self.hot:
+            return self.members[due[0]]
+        selected = list(self.hot)
+        for group in due:
+            selected.extend(self.members[group])
+        selected.sort(key=_record_index)
+        return selected
+
+
+_record_index = operator.itemgetter(5)
+
+
+def _is_gated(f: Any) -> bool:
+    return isinstance(f, EventFilter) and f.gated
 
 
 def _is_opaque(f: Any) -> bool:
     return not isinstance(f, EventFilter) or f.opaque
+
+
+def _key_of(f: Any) -> Any:
+    return f.key if isinstance(f, EventFilter) else None
 
 
 def _record(engine: Any, index: int, entry: tuple) -> tuple:
@@ -83,19 +159,20 @@ def _record(engine: Any, index: int, entry: tuple) -> tuple:
     if type(handler) is FilteredHandler:
         event_filter = handler.filter
         handler = handler.handler
-    mode = PLAIN
     if args and isinstance(args[0], weakref.ref):
-        if args[0]() is engine:
-            mode, args = ENGINE, args[1:]
-        else:
-            mode = WEAKREF
-    return (index, handler, event_filter, mode, args, kwargs)
+        if args[0]() is not engine:
+            return (handler, event_filter, WEAKREF, args, kwargs, index)
+        args = args[1:]
+        shape = ENGINE if args or kwargs else ENGINE_ONLY
+    else:
+        shape = PLAIN if args or kwargs else NO_ARGS
+    return (handler, event_filter, shape, args, kwargs, index)
 
 
-def _call(engine: Any, handler: Any, mode: int, args: tuple, kwargs: dict, event_args: tuple) -> None:
-    if mode == ENGINE:
+def _call(engine: Any, handler: Any, shape: int, args: tuple, kwargs: dict, event_args: tuple) -> None:
+    if shape == ENGINE or shape == ENGINE_ONLY:
         handler(engine, *event_args, *args, **kwargs)
-    elif mode == PLAIN:
+    elif shape == PLAIN or shape == NO_ARGS:
         handler(*event_args, *args, **kwargs)
     else:
         target = args[0]()
@@ -121,10 +198,7 @@ def call_entries(
             if not handler.filter(engine, count):
                 continue
             handler = handler.handler
-        mode = PLAIN
-        if args and isinstance(args[0], weakref.ref):
-            mode = WEAKREF
-        _call(engine, handler, mode, args, kwargs, event_args)
+        _call(engine, handler, WEAKREF if args and isinstance(args[0], weakref.ref) else PLAIN, args, kwargs, event_args)
 
 
 class Tables:
@@ -176,7 +250,7 @@ class Tables:
         entries = dict.get(engine._event_handlers, event)
         table = None
         if entries:
-            records = tuple(_record(engine, i, entry) for i, entry in enumerate(entries))
+            records = [_record(engine, i, entry) for i, entry in enumerate(entries)]
             table = Table(entries, records, State.event_to_attr.get(event))
         self.tables[slot] = table
         return table
@@ -193,7 +267,8 @@ class Tables:
         engine.last_event_name = self.events[slot]
         counts = self.counts
         counts[slot] += 1
-        table = self.tables[slot]
+        tables = self.tables
+        table = tables[slot]
         if table is None:
             return
         if table is STALE:
@@ -205,18 +280,32 @@ class Tables:
         if table.last_count < count < table.next_due:
             records = table.hot
         else:
-            records = table.records
-            table.last_count = count
-            table.next_due = min([f.next_due(count) for f in table.scheduled], default=NEVER)
-        for index, handler, event_filter, mode, args, kwargs in records:
-            if event_filter is not None and not event_filter(engine, count):
-                continue
-            if event_kwargs:
-                kwargs.update(event_kwargs)
-            _call(engine, handler, mode, args, kwargs, event_args)
-            # The handler may have changed this event's handlers, or the counter the
-            # remaining filters read: finish over the live list, as ignite would.
-            if self.tables[slot] is not table or (attr is not None and getattr(engine.state, attr) != count):
+            records = table.due_records(count)
+        shared = table.shared
+        results: dict = {}
+        simple = not event_args and not event_kwargs
+        watch_count = table.watch_count
+        for handler, event_filter, shape, args, kwargs, index, group in records:
+            if group != -1:
+                if group >= 0 and shared[group]:
+                    passed = results.get(group)
+                    if passed is None:
+                        passed = results[group] = event_filter(engine, count)
+                else:
+                    passed = event_filter(engine, count)
+                if not passed:
+                    continue
+            if simple and shape == ENGINE_ONLY:
+                handler(engine)
+            elif simple and shape == NO_ARGS:
+                handler()
+            else:
+                if event_kwargs:
+                    kwargs.update(event_kwargs)
+                _call(engine, handler, shape, args, kwargs, event_args)
+            # The handler changed this event's handlers, or the count the remaining
+            # filters read: finish over the live list, as ignite's loop would.
+            if tables[slot] is not table or (watch_count and getattr(engine.state, attr) != count):
                 call_entries(engine, table.entries, index + 1, attr, count, event_args, event_kwargs)
                 return
 

@@ -9,8 +9,13 @@ The classes here add one thing to a plain callable: ``next_due(count)``, the
 smallest count *after* ``count`` at which the filter can pass.  The dispatch
 tables use it to skip, in one comparison, every handler that cannot be due, so
 that a thousand ``every=1000`` handlers cost what none cost.  A filter whose
-answer depends on anything but the count (time, user code) says so with
-``next_due = None`` semantics by being *opaque*: it is evaluated at every firing.
+answer depends on anything but the count (time, user code) is *opaque*; an
+opaque filter can still be *gated* when its first test is a count test
+(``every(100) & throttle(30)``): until that test can pass, evaluating the filter
+is a side-effect-free False, so it too is skipped.
+
+Count filters that are equal (same ``key``) are evaluated once per firing for
+all the handlers that use them.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ class EventFilter:
     """
 
     __slots__ = ()
-    opaque = False
+    opaque = False  # depends on more than the count: evaluate it at every firing it is due
+    gated = True  # until gate_due(count), evaluating it is a side-effect-free False
 
     def __call__(self, engine: object, count: int) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -56,6 +62,16 @@ class EventFilter:
     def next_due(self, count: int) -> float:
         """Smallest count greater than ``count`` at which this filter may pass."""
         return count + 1
+
+    def gate_due(self, count: int) -> float:
+        """Smallest count greater than ``count`` at which evaluating this filter
+        may do anything but return False."""
+        return self.next_due(count)
+
+    @property
+    def key(self) -> object:
+        """Equal keys: equal answers at every count (None: not shareable)."""
+        return None
 
     def __and__(self, other: Callable) -> "AllOf":
         return AllOf(self, other)
@@ -76,7 +92,11 @@ class Every(EventFilter):
         return False
 
     def next_due(self, count: int) -> float:
-        return min((count // p + 1) * p for p in self.periods)
+        return min([(count // p + 1) * p for p in self.periods])
+
+    @property
+    def key(self) -> object:
+        return ("every", self.periods)
 
     def __repr__(self) -> str:
         every = self.periods[0] if len(self.periods) == 1 else list(self.periods)
@@ -100,6 +120,10 @@ class Once(EventFilter):
             if c > count:
                 return c
         return NEVER
+
+    @property
+    def key(self) -> object:
+        return ("once", self.counts)
 
     def __repr__(self) -> str:
         once = self._sorted[0] if len(self._sorted) == 1 else self._sorted
@@ -130,6 +154,10 @@ class Window(EventFilter):
             n += (-(n - self.after - 1)) % self.every
         return n if n < self.before else NEVER
 
+    @property
+    def key(self) -> object:
+        return ("window", self.before, self.after, self.every)
+
     def __repr__(self) -> str:
         parts = []
         if self.every is not None:
@@ -146,6 +174,7 @@ class Throttle(EventFilter):
 
     __slots__ = ("seconds", "clock", "_last")
     opaque = True
+    gated = False
 
     def __init__(self, seconds: float, first: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = float(seconds)
@@ -168,6 +197,7 @@ class Timeout(EventFilter):
 
     __slots__ = ("seconds", "clock", "_start", "_fired")
     opaque = True
+    gated = False
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = float(seconds)
@@ -195,6 +225,20 @@ def _is_opaque(f: Callable) -> bool:
     return not isinstance(f, EventFilter) or f.opaque
 
 
+def _is_gated(f: Callable) -> bool:
+    return isinstance(f, EventFilter) and f.gated
+
+
+def _gate_due_of(f: Callable, count: int) -> float:
+    if isinstance(f, EventFilter):
+        return f.gate_due(count)
+    return count + 1
+
+
+def _key_of(f: Callable) -> object:
+    return f.key if isinstance(f, EventFilter) else None
+
+
 class AllOf(EventFilter):
     """Conjunction, evaluated left to right with short-circuit (``&`` of events).
 
@@ -214,6 +258,16 @@ class AllOf(EventFilter):
     def opaque(self) -> bool:  # type: ignore[override]
         return any(_is_opaque(p) for p in self.parts)
 
+    @property
+    def gated(self) -> bool:  # type: ignore[override]
+        # Only the first part is sure to be evaluated.
+        return _is_gated(self.parts[0])
+
+    @property
+    def key(self) -> object:
+        keys = tuple(_key_of(p) for p in self.parts)
+        return None if None in keys else ("all", keys)
+
     def __call__(self, engine: object, count: int) -> bool:
         for p in self.parts:
             if not p(engine, count):
@@ -221,9 +275,19 @@ class AllOf(EventFilter):
         return True
 
     def next_due(self, count: int) -> float:
-        # None of the parts can all pass before the latest of their own next counts;
+        # All parts cannot pass before the latest of their own next counts;
         # opaque parts contribute count + 1, which never raises the bound.
-        return max(_next_due_of(p, count) for p in self.parts)
+        return max([_next_due_of(p, count) for p in self.parts])
+
+    def gate_due(self, count: int) -> float:
+        # Parts are tried in order: the leading count tests (side-effect free) must
+        # all pass before the first opaque part is even consulted.
+        due = count + 1
+        for p in self.parts:
+            if _is_opaque(p):
+                return max(due, _gate_due_of(p, count))
+            due = max(due, _next_due_of(p, count))
+        return due
 
     def __repr__(self) -> str:
         return " & ".join(map(repr, self.parts))
@@ -241,6 +305,15 @@ class AnyOf(EventFilter):
     def opaque(self) -> bool:  # type: ignore[override]
         return any(_is_opaque(p) for p in self.parts)
 
+    @property
+    def gated(self) -> bool:  # type: ignore[override]
+        return all(_is_gated(p) for p in self.parts)
+
+    @property
+    def key(self) -> object:
+        keys = tuple(_key_of(p) for p in self.parts)
+        return None if None in keys else ("any", keys)
+
     def __call__(self, engine: object, count: int) -> bool:
         for p in self.parts:
             if p(engine, count):
@@ -248,7 +321,10 @@ class AnyOf(EventFilter):
         return False
 
     def next_due(self, count: int) -> float:
-        return min(_next_due_of(p, count) for p in self.parts)
+        return min([_next_due_of(p, count) for p in self.parts])
+
+    def gate_due(self, count: int) -> float:
+        return min([_gate_due_of(p, count) for p in self.parts])
 
     def __repr__(self) -> str:
         return "(" + " | ".join(map(repr, self.parts)) + ")"
