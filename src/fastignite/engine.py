@@ -458,6 +458,28 @@ class Engine:
                 "Arguments max_iters and max_epochs are mutually exclusive. Please provide only max_epochs or max_iters."
             )
         state = self.state
+        # Set-up may move max_epochs/max_iters/epoch_length before a later check
+        # fails; a failed run() must leave the state as it found it.
+        saved = (state.max_epochs, state.max_iters, state.epoch_length)
+        try:
+            self._set_up_run(data, max_epochs, max_iters, epoch_length)
+        except BaseException:
+            state.max_epochs, state.max_iters, state.epoch_length = saved
+            raise
+
+        if self._dataloader_iter is None:
+            state.dataloader = data
+        if state.__dict__.get("counters") is not self._counters:
+            state.counters = self._counters
+        if self.interrupt_resume_enabled:
+            return self._internal_run()
+        return self._internal_run_legacy()
+
+    def _set_up_run(
+        self, data: Iterable | None, max_epochs: int | None, max_iters: int | None, epoch_length: int | None
+    ) -> None:
+        """ignite's run() set-up: start over (a finished or never-run state) or resume."""
+        state = self.state
         if max_iters is not None and state.max_epochs is not None:
             raise ValueError(
                 "To switch from max_epochs to max_iters mode during resume, "
@@ -526,17 +548,9 @@ class Engine:
                     state.iteration, state.epoch, state.max_epochs,
                 )  # fmt: skip
             if self.should_terminate:
-                # Resuming a terminated run: the terminated epoch is not finished, it
-                # starts again from its first iteration.
+                # Resuming a terminated run: the rest of the terminated epoch is
+                # dropped; the next epoch is a whole one.
                 self._init_iter = 0
-
-        if self._dataloader_iter is None:
-            state.dataloader = data
-        if state.__dict__.get("counters") is not self._counters:
-            state.counters = self._counters
-        if self.interrupt_resume_enabled:
-            return self._internal_run()
-        return self._internal_run_legacy()
 
     @staticmethod
     def _get_data_length(data: Iterable) -> int | None:

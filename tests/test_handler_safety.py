@@ -1,0 +1,191 @@
+"""What handlers may do to the engine while it fires them.
+
+Each scenario states ignite's behaviour explicitly and runs on every fastignite twin
+and, when it is installed, on pytorch-ignite 0.5.5 itself: the expectations here are
+the oracle's, checked against it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import fastignite.engine
+from conftest import BACKENDS, TWIN_MODULES
+
+
+def _impls() -> list[str]:
+    names = [f"fastignite-{b}" for b in BACKENDS]
+    try:
+        importlib.import_module("ignite.engine")
+    except ImportError:
+        pass
+    else:
+        names.append("ignite")
+    return names
+
+
+@pytest.fixture(params=_impls())
+def api(request, monkeypatch):
+    """A namespace with Engine and Events of the implementation under test."""
+    if request.param == "ignite":
+        return importlib.import_module("ignite.engine")
+    twin = request.param.split("-", 1)[1]
+    monkeypatch.setattr(fastignite.engine, "_backend", importlib.import_module(TWIN_MODULES[twin]))
+    return fastignite
+
+
+def test_handler_removing_itself_runs_once(api):
+    engine = api.Engine(lambda e, b: None)
+    calls = []
+
+    def once_only(e):
+        calls.append(e.state.iteration)
+        e.remove_event_handler(once_only, api.Events.ITERATION_COMPLETED)
+
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, once_only)
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, lambda e: calls.append(-e.state.iteration))
+    engine.run(range(3))
+    assert calls == [1, -1, -2, -3]
+
+
+def test_removed_later_handler_still_runs_in_the_current_firing(api):
+    # ignite replaces the handler list on removal; the firing in progress walks the old one.
+    engine = api.Engine(lambda e, b: None)
+    calls = []
+
+    def later(e):
+        calls.append(("later", e.state.iteration))
+
+    def remover(e):
+        calls.append(("remover", e.state.iteration))
+        if engine.has_event_handler(later, api.Events.ITERATION_COMPLETED):
+            engine.remove_event_handler(later, api.Events.ITERATION_COMPLETED)
+
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, remover)
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, later)
+    engine.run(range(2))
+    assert calls == [("remover", 1), ("later", 1), ("remover", 2)]
+
+
+def test_handler_added_to_the_firing_event_runs_in_the_same_firing(api):
+    # ignite appends to the list being walked, so the new handler is reached, filter included.
+    engine = api.Engine(lambda e, b: None)
+    calls = []
+    added = []
+
+    def adder(e):
+        calls.append(("adder", e.state.iteration))
+        if not added:
+            added.append(True)
+            e.add_event_handler(api.Events.ITERATION_COMPLETED, lambda e: calls.append(("new", e.state.iteration)))
+            e.add_event_handler(api.Events.ITERATION_COMPLETED(every=2), lambda e: calls.append(("even", e.state.iteration)))
+
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, adder)
+    engine.run(range(3))
+    assert calls == [("adder", 1), ("new", 1), ("adder", 2), ("new", 2), ("even", 2), ("adder", 3), ("new", 3)]
+
+
+def test_removal_then_addition_in_one_firing(api):
+    engine = api.Engine(lambda e, b: None)
+    calls = []
+
+    def first(e):
+        calls.append("first")
+        if e.state.iteration == 1:
+            e.remove_event_handler(first, api.Events.ITERATION_STARTED)
+            e.add_event_handler(api.Events.ITERATION_STARTED, lambda: calls.append("fresh"))
+
+    engine.add_event_handler(api.Events.ITERATION_STARTED, first)
+    engine.add_event_handler(api.Events.ITERATION_STARTED, lambda: calls.append("second"))
+    engine.run(range(2))
+    # in firing 1 the walk goes on over the old list (no "fresh"); firing 2 sees the new one
+    assert calls == ["first", "second", "second", "fresh"]
+
+
+def test_handler_moving_the_count_is_seen_by_later_filters(api):
+    # ignite's filters read state.iteration when evaluated, after earlier handlers ran.
+    engine = api.Engine(lambda e, b: None)
+    calls = []
+
+    def jump(e):
+        if e.state.iteration == 3:
+            e.state.iteration = 10
+
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, jump)
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED(every=5), lambda e: calls.append(e.state.iteration))
+    engine.run(None, max_iters=14, epoch_length=20)
+    # 10 passes every=5 right after the jump; the run then stops at max_iters=14
+    assert calls == [10]
+
+
+def test_handlers_firing_events_and_running_other_engines(api):
+    class Custom(api.EventEnum):
+        PING = "ping"
+
+    inner_runs = []
+    inner = api.Engine(lambda e, b: b)
+    inner.add_event_handler(api.Events.COMPLETED, lambda e: inner_runs.append(e.state.iteration))
+
+    engine = api.Engine(lambda e, b: None)
+    engine.register_events(*Custom)
+    pings = []
+    engine.add_event_handler(Custom.PING, lambda e: pings.append(e.state.iteration))
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, lambda e: e.fire_event(Custom.PING))
+    engine.add_event_handler(api.Events.EPOCH_COMPLETED, lambda e: inner.run(range(3)))
+    # a handler firing its own event again, to a bounded depth
+    depth = []
+
+    def reenter(e):
+        depth.append(len(depth))
+        if len(depth) < 4:
+            e.fire_event(api.Events.EPOCH_STARTED)
+
+    engine.add_event_handler(api.Events.EPOCH_STARTED, reenter)
+    engine.run(range(2), max_epochs=2)
+    assert pings == [1, 2, 3, 4] and inner_runs == [3, 3] and depth == [0, 1, 2, 3, 4]
+    assert engine.last_event_name == api.Events.COMPLETED
+
+
+def test_running_the_same_engine_from_its_handler_fails_cleanly(api):
+    engine = api.Engine(lambda e, b: None)
+    errors = []
+
+    def rerun(e):
+        try:
+            e.run(range(2))
+        except Exception as exc:  # ignite: ValueError, generator already executing
+            errors.append(type(exc))
+
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED(once=2), rerun)
+    state = engine.run(range(3))
+    assert errors and state.iteration == 3
+
+
+def test_raising_handler_is_routed_and_the_run_goes_on(api):
+    engine = api.Engine(lambda e, b: None)
+    seen = []
+
+    @engine.on(api.Events.ITERATION_COMPLETED(once=2))
+    def fail(e):
+        raise ArithmeticError("bad handler")
+
+    engine.add_event_handler(api.Events.EXCEPTION_RAISED, lambda e, exc: seen.append((type(exc), e.state.iteration)))
+    state = engine.run(range(4), max_epochs=2)
+    # the exception ends its epoch; the next epoch runs
+    assert seen == [(ArithmeticError, 2)] and state.epoch == 2
+
+
+def test_editing_event_handlers_in_place_like_ignite_profilers_do(api):
+    engine = api.Engine(lambda e, b: None)
+    calls = []
+    engine.add_event_handler(api.Events.EPOCH_STARTED, lambda e: calls.append("registered"))
+    engine.run(range(2))
+    # BasicTimeProfiler inserts a first handler; HandlersTimeProfiler replaces entries
+    engine._event_handlers[api.Events.EPOCH_STARTED].insert(0, (lambda: calls.append("inserted"), (), {}))
+    handler, args, kwargs = engine._event_handlers[api.Events.EPOCH_STARTED][1]
+    engine._event_handlers[api.Events.EPOCH_STARTED][1] = (lambda *a: calls.append("wrapped"), args, kwargs)
+    calls.clear()
+    engine.run(range(2))
+    assert calls == ["inserted", "wrapped"]
