@@ -376,6 +376,11 @@ class Engine:
         for k in self._state_dict_user_keys:
             if k not in sd:
                 raise ValueError(f"Required user state attribute '{k}' is absent in provided state_dict '{sd.keys()}'")
+        epoch_length = sd["epoch_length"]
+        if epoch_length is not None and (
+            isinstance(epoch_length, bool) or not isinstance(epoch_length, numbers.Integral) or epoch_length < 1
+        ):
+            raise ValueError(f"state_dict's epoch_length should be a positive integer or None, got {epoch_length!r}")
 
         iteration, epoch = sd["iteration"], sd["epoch"]
         if "max_epochs" in sd:
