@@ -72,7 +72,7 @@ class Table:
 
     __slots__ = (
         "entries", "records", "hot", "groups", "shared", "members", "heap", "next_due", "last_count", "attr",
-        "watch_count",
+        "watch_count", "engine_only",
     )  # fmt: skip
 
     def __init__(self, entries: list, records: list, attr: str | None) -> None:
@@ -110,6 +110,9 @@ class Table:
         self.last_count = -NEVER
         # A handler moving the count it reads invalidates this firing's filter results.
         self.watch_count = attr is not None and any(r[1] is not None for r in records)
+        # The common table: unfiltered handler(engine) calls only, walked without decoding records.
+        plain = all(r[6] == -1 and r[2] == ENGINE_ONLY for r in records)
+        self.engine_only = tuple(r[0] for r in records) if plain else None
 
     def due_records(self, count: int) -> tuple | list:
         """The records to walk at a firing on ``count`` at or past ``next_due``
@@ -276,6 +279,14 @@ class Tables:
             if table is None:
                 return
         attr = table.attr
+        if table.engine_only is not None and not event_args and not event_kwargs:
+            for index, handler in enumerate(table.engine_only):
+                handler(engine)
+                if tables[slot] is not table:
+                    count = counts[slot] if attr is None else getattr(engine.state, attr)
+                    call_entries(engine, table.entries, index + 1, attr, count, event_args, event_kwargs)
+                    return
+            return
         count = counts[slot] if attr is None else getattr(engine.state, attr)
         if table.last_count < count < table.next_due:
             records = table.hot
@@ -366,9 +377,7 @@ def _on_signal(engine: Any, fire: Any, interruptible: bool) -> Any:
 def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
     """ignite's run: STARTED, epochs until done or terminated, COMPLETED."""
     tables = engine._tables
-    # A subclass overriding _fire_event sees every firing, as in ignite.
-    overridden = not getattr(type(engine)._fire_event, "_fastignite_base", False)
-    fire = _fire_through(engine) if overridden else tables.fire
+    fire = _fire_through(engine) if engine._fire_event_overridden else tables.fire
     engine.should_terminate = engine.should_terminate_single_epoch = engine.should_interrupt = False
     times = engine.state.times
     times[Events.EPOCH_COMPLETED.name] = 0.0
