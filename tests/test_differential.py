@@ -72,16 +72,8 @@ EVENT_NAMES = (
     "EXCEPTION_RAISED",
 )
 # Built-in events with a State.event_to_attr entry: the only ones given filters (deviation 1).
-FILTERABLE_EVENT_NAMES = (
-    "STARTED",
-    "EPOCH_STARTED",
-    "GET_BATCH_STARTED",
-    "GET_BATCH_COMPLETED",
-    "ITERATION_STARTED",
-    "ITERATION_COMPLETED",
-    "EPOCH_COMPLETED",
-    "COMPLETED",
-)
+UNFILTERABLE_EVENT_NAMES = {"DATALOADER_STOP_ITERATION", "TERMINATE", "TERMINATE_SINGLE_EPOCH", "INTERRUPT", "EXCEPTION_RAISED"}
+FILTERABLE_EVENT_NAMES = tuple(name for name in EVENT_NAMES if name not in UNFILTERABLE_EVENT_NAMES)
 # Registration checks handlers of these events with one more positional argument (the exception;
 # a placeholder for TERMINATE_SINGLE_EPOCH's iter_counter).
 EXTRA_POSITIONAL = {"EXCEPTION_RAISED": 1, "TERMINATE_SINGLE_EPOCH": 1}

@@ -361,6 +361,19 @@ def _hours_mins_secs(seconds: float) -> str:
     return f"{int(hours):02d}:{int(mins):02d}:{secs:06.3f}"
 
 
+_EPOCH_COMPLETED = Events.EPOCH_COMPLETED.name  # keys of state.times
+_COMPLETED = Events.COMPLETED.name
+
+
+def _fire_timed(engine: Any, fire: Any, slot: int, times_key: str, elapsed: float) -> float:
+    """Fire, adding the handlers' time to ``elapsed`` (kept in state.times, as in ignite)."""
+    start = time.time()
+    fire(engine, slot)
+    elapsed += time.time() - start
+    engine.state.times[times_key] = elapsed
+    return elapsed
+
+
 def _on_signal(engine: Any, fire: Any, interruptible: bool) -> Any:
     """What a set flag means at a check point: stop the run, stop the epoch, or
     (interrupt) hand the state back to run()'s caller until the next run()."""
@@ -380,8 +393,8 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
     fire = _fire_through(engine) if engine._fire_event_overridden else tables.fire
     engine.should_terminate = engine.should_terminate_single_epoch = engine.should_interrupt = False
     times = engine.state.times
-    times[Events.EPOCH_COMPLETED.name] = 0.0
-    times[Events.COMPLETED.name] = 0.0
+    times[_EPOCH_COMPLETED] = 0.0
+    times[_COMPLETED] = 0.0
     start_time = time.time()
     try:
         try:
@@ -398,12 +411,9 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
                 if engine._dataloader_iter is None:
                     engine._setup_engine()
                 epoch_time += yield from _run_epoch(engine, fire, interruptible)
-                engine.state.times[Events.EPOCH_COMPLETED.name] = epoch_time
+                engine.state.times[_EPOCH_COMPLETED] = epoch_time
                 if engine.should_terminate_single_epoch != "skip_epoch_completed":
-                    handlers_start = time.time()
-                    fire(engine, S_EPOCH_COMPLETED)
-                    epoch_time += time.time() - handlers_start
-                    engine.state.times[Events.EPOCH_COMPLETED.name] = epoch_time
+                    epoch_time = _fire_timed(engine, fire, S_EPOCH_COMPLETED, _EPOCH_COMPLETED, epoch_time)
                 if engine.should_terminate_single_epoch:
                     engine.should_terminate_single_epoch = False
                 if engine._signal:
@@ -418,12 +428,9 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
                 "https://github.com/pytorch/ignite/issues/new/choose"
             ) from None
         time_taken = time.time() - start_time
-        engine.state.times[Events.COMPLETED.name] = time_taken
+        engine.state.times[_COMPLETED] = time_taken
         if engine.should_terminate != "skip_completed":
-            handlers_start = time.time()
-            fire(engine, S_COMPLETED)
-            time_taken += time.time() - handlers_start
-            engine.state.times[Events.COMPLETED.name] = time_taken
+            time_taken = _fire_timed(engine, fire, S_COMPLETED, _COMPLETED, time_taken)
         engine.logger.info("Engine run finished. Time taken: %s", _hours_mins_secs(time_taken))
     except GeneratorExit:
         # An interrupted run whose engine is being discarded: nothing to report.

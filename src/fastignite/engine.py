@@ -46,6 +46,21 @@ def _check_count_arg(name: str, value: Any) -> None:
         raise ValueError(f"Argument {name} should be a positive integer or None, got {value!r}")
 
 
+class _Flag:
+    """An engine control flag (``should_terminate``...): a plain value to read,
+    whose every assignment refreshes the engine's ``_signal``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attr = "_" + name
+
+    def __get__(self, engine: Any, owner: type | None = None) -> Any:
+        return self if engine is None else engine.__dict__[self.attr]
+
+    def __set__(self, engine: Any, value: Any) -> None:
+        engine.__dict__[self.attr] = value
+        engine._update_signal()
+
+
 class FiringCounters(Mapping):
     """``state.counters``: how many times each registered event fired since the
     run started (kept across resume).  Filters on custom events read these."""
@@ -110,38 +125,15 @@ class Engine:
         check_signature(process_function, "process_function", self, None)
 
     # -- control flags -------------------------------------------------------
-    # Plain attributes in ignite; properties here so that the loop can test one
-    # flag (_signal) per check point instead of three.
+    # Plain attributes in ignite; here each assignment also updates _signal, so
+    # that the loop tests one flag per check point instead of three.
+
+    should_terminate = _Flag()
+    should_terminate_single_epoch = _Flag()
+    should_interrupt = _Flag()
 
     def _update_signal(self) -> None:
         self._signal = bool(self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt)
-
-    @property
-    def should_terminate(self) -> bool | str:
-        return self._should_terminate
-
-    @should_terminate.setter
-    def should_terminate(self, value: bool | str) -> None:
-        self._should_terminate = value
-        self._update_signal()
-
-    @property
-    def should_terminate_single_epoch(self) -> bool | str:
-        return self._should_terminate_single_epoch
-
-    @should_terminate_single_epoch.setter
-    def should_terminate_single_epoch(self, value: bool | str) -> None:
-        self._should_terminate_single_epoch = value
-        self._update_signal()
-
-    @property
-    def should_interrupt(self) -> bool:
-        return self._should_interrupt
-
-    @should_interrupt.setter
-    def should_interrupt(self, value: bool) -> None:
-        self._should_interrupt = value
-        self._update_signal()
 
     # -- events and handlers -------------------------------------------------
 
