@@ -53,11 +53,13 @@ class _Flag:
     def __set_name__(self, owner: type, name: str) -> None:
         self.attr = "_" + name
 
+    # getattr/setattr, not engine.__dict__: touching __dict__ makes CPython
+    # materialise it and lose its fast attribute access on the whole engine.
     def __get__(self, engine: Any, owner: type | None = None) -> Any:
-        return self if engine is None else engine.__dict__[self.attr]
+        return self if engine is None else getattr(engine, self.attr)
 
     def __set__(self, engine: Any, value: Any) -> None:
-        engine.__dict__[self.attr] = value
+        setattr(engine, self.attr, value)
         engine._update_signal()
 
 
@@ -474,7 +476,7 @@ class Engine:
 
         if self._dataloader_iter is None:
             state.dataloader = data
-        if state.__dict__.get("counters") is not self._counters:
+        if getattr(state, "counters", None) is not self._counters:
             state.counters = self._counters
         if self.interrupt_resume_enabled:
             return self._internal_run()
