@@ -163,6 +163,22 @@ def test_running_the_same_engine_from_its_handler_fails_cleanly(api):
     assert errors and state.iteration == 3
 
 
+def test_a_failed_nested_run_leaves_the_outer_run_resumable(api):
+    engine = api.Engine(lambda e, b: None)
+    started = []
+    engine.add_event_handler(api.Events.STARTED, lambda e: started.append(e.state.iteration))
+
+    def rerun(e):
+        with pytest.raises(ValueError):  # generator already executing
+            e.run(range(4))
+
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED(once=2), rerun)
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED(once=3), lambda e: e.interrupt())
+    assert engine.run(range(4), max_epochs=2).iteration == 3
+    state = engine.run(range(4), max_epochs=2)  # resumes the interrupted run
+    assert state.iteration == 8 and started == [0]
+
+
 def test_raising_handler_is_routed_and_the_run_goes_on(api):
     engine = api.Engine(lambda e, b: None)
     seen = []

@@ -597,9 +597,12 @@ class Engine:
             self._internal_run_generator = None
             return out.value
         except BaseException:
-            # ignite keeps the dead generator, so its next run() returns None
-            # without running; here the engine stays usable.
-            self._internal_run_generator = None
+            # A run that ended in an exception: ignite keeps the dead generator, so
+            # its next run() returns None without running; here the engine stays
+            # usable.  (A run() from inside the running one fails with "generator
+            # already executing" and must leave the running generator in place.)
+            if self._internal_run_generator is not None and self._internal_run_generator.gi_frame is None:
+                self._internal_run_generator = None
             raise
 
     def _internal_run_legacy(self) -> State:
