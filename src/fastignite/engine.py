@@ -107,7 +107,8 @@ class Engine:
             raise TypeError(
                 f"Argument process_function should be a callable (engine, batch) -> output, got {process_function!r}"
             )
-        self._tables = _backend.Tables()
+        self._twin = _backend  # the backend twin this engine runs on, fixed for its life
+        self._tables = self._twin.Tables()
         self._event_handlers = HandlerRegistry(self._tables)
         self._counters = FiringCounters(self._tables)
         self.logger = logging.getLogger(__name__ + "." + self.__class__.__name__)
@@ -273,7 +274,7 @@ class Engine:
         self.last_event_name = event_name
         entries = dict.get(self._event_handlers, event_name)
         if entries:
-            _backend.call_entries(
+            self._twin.call_entries(
                 self, entries, 0, State.event_to_attr.get(event_name), 0, event_args, event_kwargs
             )
 
@@ -586,7 +587,7 @@ class Engine:
             self._init_iter = iteration
 
     def _internal_run_as_gen(self) -> Any:
-        return _backend.run_as_gen(self, True)
+        return self._twin.run_as_gen(self, True)
 
     def _internal_run(self) -> State:
         if self._internal_run_generator is None:
@@ -607,7 +608,7 @@ class Engine:
 
     def _internal_run_legacy(self) -> State:
         try:
-            next(_backend.run_as_gen(self, False))
+            next(self._twin.run_as_gen(self, False))
         except StopIteration as out:
             return out.value
         raise RuntimeError("Internal error: a run without interrupt support yielded; please report it.")
