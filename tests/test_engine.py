@@ -163,6 +163,32 @@ def test_filters_on_custom_events_count_firings_without_event_to_attr(Engine):
     assert state.counters[E.ITERATION_COMPLETED] == 4 and state.counters[E.STARTED] == 1
 
 
+def test_event_to_attr_is_shared_by_engines_as_in_ignite(Engine):
+    class Shared(EventEnum):
+        STEP = "shared_step"
+
+    def step(engine, batch):
+        engine.fire_event(Shared.STEP)
+
+    counting = Engine(step)
+    counting.register_events(*Shared)
+    calls = []
+    counting.add_event_handler(Shared.STEP(every=2), lambda e: calls.append(e.state.iteration))
+    counting.run(range(4))
+    assert calls == [2, 4]  # no mapping: the engine's own firing counter
+
+    mapping = Engine(step)
+    mapping.register_events(*Shared, event_to_attr={Shared.STEP: "shared_step_attr"})
+    try:
+        # State.event_to_attr is class-level: the first engine's filter now reads the attribute
+        counting.add_event_handler(Events.ITERATION_STARTED, lambda e: setattr(e.state, "shared_step_attr", 3))
+        calls.clear()
+        counting.run(range(4))
+        assert calls == []  # 3 is odd at every firing
+    finally:
+        del State.event_to_attr[Shared.STEP]
+
+
 def test_string_events_count_too(Engine):
     engine = Engine(lambda e, b: e.fire_event("saved"))
     engine.register_events("saved")

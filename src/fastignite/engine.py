@@ -109,6 +109,7 @@ class Engine:
             )
         self._twin = _backend  # the backend twin this engine runs on, fixed for its life
         self._tables = self._twin.Tables()
+        State.event_to_attr.listeners.add(self._tables)
         self._event_handlers = HandlerRegistry(self._tables)
         self._counters = FiringCounters(self._tables)
         self.logger = logging.getLogger(__name__ + "." + self.__class__.__name__)
@@ -155,10 +156,9 @@ class Engine:
             self._allowed_events.append(e)
             self._tables.add_event(e)
             if event_to_attr and e in event_to_attr:
+                # Shared by all engines; every engine's tables are marked stale.
                 State.event_to_attr[e] = event_to_attr[e]
         self.state._update_attrs()
-        # A new event_to_attr entry changes what existing filters read.
-        self._tables.invalidate_all()
 
     def has_registered_events(self, event: Any) -> bool:
         return event in self._allowed_events

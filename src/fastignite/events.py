@@ -261,6 +261,50 @@ class EventsList:
         return " | ".join(map(repr, self._events)) or "EventsList()"
 
 
+class _EventToAttr(dict):
+    """``State.event_to_attr``: shared by every engine, as in ignite, which reads
+    it at each filtered call.  The dispatch tables read it when they are built,
+    so any change to it marks every live engine's tables stale."""
+
+    __slots__ = ("listeners",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.listeners: weakref.WeakSet = weakref.WeakSet()  # engines' Tables
+
+    def _changed(self) -> None:
+        for tables in list(self.listeners):
+            tables.invalidate_all()
+
+    def __setitem__(self, key: Any, value: str) -> None:
+        dict.__setitem__(self, key, value)
+        self._changed()
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)
+        self._changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        dict.update(self, *args, **kwargs)
+        self._changed()
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        try:
+            return dict.pop(self, key, *default)
+        finally:
+            self._changed()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        try:
+            return dict.setdefault(self, key, default)
+        finally:
+            self._changed()
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._changed()
+
+
 class State:
     """An engine's run state: ``iteration``, ``epoch``, ``epoch_length``,
     ``max_epochs``, ``max_iters``, ``output``, ``batch``, ``metrics``,
@@ -268,7 +312,7 @@ class State:
 
     # Which state attribute a filter on each event reads.  Class-level and shared by
     # all engines, as in ignite (register_events(event_to_attr=...) extends it).
-    event_to_attr: dict[Any, str] = {
+    event_to_attr: dict[Any, str] = _EventToAttr({
         Events.GET_BATCH_STARTED: "iteration",
         Events.GET_BATCH_COMPLETED: "iteration",
         Events.ITERATION_STARTED: "iteration",
@@ -277,7 +321,7 @@ class State:
         Events.EPOCH_COMPLETED: "epoch",
         Events.STARTED: "epoch",
         Events.COMPLETED: "epoch",
-    }
+    })  # fmt: skip
 
     def __init__(self, **kwargs: Any) -> None:
         self.iteration = 0
