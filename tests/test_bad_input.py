@@ -72,6 +72,10 @@ BAD_CALLS = [
     ("state_dict both limits", lambda e: e.load_state_dict({"iteration": 3, "epoch_length": 3, "max_epochs": 2, "max_iters": 9}), ValueError, r"exactly one of"),
     ("state_dict max below progress", lambda e: e.load_state_dict({"epoch": 5, "epoch_length": 3, "max_epochs": 2}), ValueError, r"Argument max_epochs should be greater than or equal to the start epoch"),
     ("state_dict max_epochs=0", lambda e: e.load_state_dict({"iteration": 0, "epoch_length": 3, "max_epochs": 0}), ValueError, r"Argument max_epochs is invalid"),
+    ("state_dict iteration str", lambda e: e.load_state_dict({"iteration": "3", "epoch_length": 3, "max_epochs": 2}), ValueError, r"state_dict's iteration should be a non-negative integer, got '3'"),
+    ("state_dict epoch<0", lambda e: e.load_state_dict({"epoch": -1, "epoch_length": 3, "max_epochs": 2}), ValueError, r"state_dict's epoch should be a non-negative integer, got -1"),
+    ("state_dict max_epochs float", lambda e: e.load_state_dict({"iteration": 3, "epoch_length": 3, "max_epochs": 2.5}), ValueError, r"state_dict's max_epochs should be an integer or None, got 2.5"),
+    ("state_dict epoch_length str", lambda e: e.load_state_dict({"iteration": 3, "epoch_length": "3", "max_epochs": 2}), ValueError, r"state_dict's epoch_length should be an integer or None, got '3'"),
     ("state_dict epoch_length=0", lambda e: e.load_state_dict({"iteration": 4, "epoch_length": 0, "max_epochs": 9}), ValueError, r"epoch_length must be a positive integer"),
 ]  # fmt: skip
 
@@ -100,6 +104,15 @@ def test_bad_input_is_rejected_and_the_engine_stays_usable(Engine, name, call, e
     state = engine.run(range(3), max_epochs=4)
     assert (state.iteration, state.epoch) == (12, 4)
     assert calls == [2, 4, 6, 8, 10, 12]
+
+
+def test_state_dict_with_an_unset_user_key(Engine):
+    engine = Engine(lambda e, b: b)
+    engine.state_dict_user_keys.append("alpha")
+    with pytest.raises(AttributeError, match=r"state_dict_user_keys names \['alpha'\], which the state does not have"):
+        engine.state_dict()
+    engine.state.alpha = 1
+    assert engine.state_dict()["alpha"] == 1
 
 
 def test_empty_data(Engine):

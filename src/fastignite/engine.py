@@ -42,8 +42,22 @@ def _events_of_list(event: Any) -> list | None:
 
 
 def _check_count_arg(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+    if value is not None and not (_is_int(value) and value >= 1):
         raise ValueError(f"Argument {name} should be a positive integer or None, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_state_dict_types(sd: dict) -> None:
+    """Wrongly typed values would otherwise fail deep in arithmetic (ignite: a bare TypeError)."""
+    for key in ("iteration", "epoch"):
+        if key in sd and not (_is_int(sd[key]) and sd[key] >= 0):
+            raise ValueError(f"state_dict's {key} should be a non-negative integer, got {sd[key]!r}")
+    for key in ("epoch_length", "max_epochs", "max_iters"):
+        if sd.get(key) is not None and not _is_int(sd[key]):
+            raise ValueError(f"state_dict's {key} should be an integer or None, got {sd[key]!r}")
 
 
 class _Flag:
@@ -344,6 +358,12 @@ class Engine:
         keys: tuple[str, ...] = self._state_dict_all_req_keys
         keys += ("max_iters",) if self.state.max_iters is not None else ("max_epochs",)
         keys += tuple(self._state_dict_user_keys)
+        missing = [k for k in self._state_dict_user_keys if not hasattr(self.state, k)]
+        if missing:
+            raise AttributeError(
+                f"state_dict_user_keys names {missing}, which the state does not have: "
+                "set them on engine.state (e.g. in a STARTED handler) before calling state_dict()"
+            )
         return OrderedDict((k, getattr(self.state, k)) for k in keys)
 
     def load_state_dict(self, state_dict: Mapping) -> None:
@@ -357,6 +377,7 @@ class Engine:
                 f"Found both: iteration={state_dict['iteration']}, epoch={state_dict['epoch']}."
             )
         sd = dict(state_dict)
+        _check_state_dict_types(sd)
         if "iteration" in sd or "epoch" in sd:
             epoch_length = sd.get("epoch_length")
             if sd.get("epoch") == 0 or sd.get("iteration") == 0:
@@ -380,9 +401,7 @@ class Engine:
             if k not in sd:
                 raise ValueError(f"Required user state attribute '{k}' is absent in provided state_dict '{sd.keys()}'")
         epoch_length = sd["epoch_length"]
-        if epoch_length is not None and (
-            isinstance(epoch_length, bool) or not isinstance(epoch_length, numbers.Integral) or epoch_length < 1
-        ):
+        if epoch_length is not None and epoch_length < 1:
             raise ValueError(f"state_dict's epoch_length should be a positive integer or None, got {epoch_length!r}")
 
         iteration, epoch = sd["iteration"], sd["epoch"]
