@@ -290,15 +290,19 @@ class Tables:
         count = counts[slot] if attr is None else getattr(engine.state, attr)
         if table.last_count < count < table.next_due:
             records = table.hot
+            if not records:
+                return  # nothing can be due: the common case of filtered handlers
         else:
             records = table.due_records(count)
         shared = table.shared
-        results: dict = {}
+        results = None  # shared filter group -> its answer at this firing, made when needed
         simple = not event_args and not event_kwargs
         watch_count = table.watch_count
         for handler, event_filter, shape, args, kwargs, index, group in records:
             if group != -1:
                 if group >= 0 and shared[group]:
+                    if results is None:
+                        results = {}
                     passed = results.get(group)
                     if passed is None:
                         passed = results[group] = event_filter(engine, count)
