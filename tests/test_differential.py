@@ -9,14 +9,19 @@ warnings it emitted, the final state and flags, ``state.dataloader``, ``last_eve
 ``state_dict()`` and ``has_event_handler`` for every handler.  Both recordings must be equal.
 ``state.times`` is wall-clock and is never recorded.
 
+Custom events are used in the ignite-compatible way: every engine registers an ``EventEnum``
+with members PING (mapped by ``event_to_attr`` to the state attribute ``ping_count``, which the
+process function increments before it fires PING) and PONG (unmapped), and the string event
+"tick".  The process function and handler actions fire them.
+
 Deliberate deviations of fastignite from ignite are kept out of the generated scenarios:
 
 1. A filtered handler on an event that has no ``State.event_to_attr`` entry: ignite raises
    ``RuntimeError("Unknown event name ...")`` when the event fires, fastignite filters on its own
-   firing counter.  Custom events are never used, and filters are only put on the eight built-in
-   events that have a state attribute; the other five built-ins (DATALOADER_STOP_ITERATION,
-   TERMINATE, TERMINATE_SINGLE_EPOCH, INTERRUPT, EXCEPTION_RAISED) have none either, so they
-   only get unfiltered handlers.
+   firing counter.  Filters are only put on the eight built-in events that have a state
+   attribute and on PING; PONG and "tick" have none, nor do the other five built-ins
+   (DATALOADER_STOP_ITERATION, TERMINATE, TERMINATE_SINGLE_EPOCH, INTERRUPT, EXCEPTION_RAISED),
+   so they only get unfiltered handlers.
 2. After an EXCEPTION_RAISED handler is added and then removed, ignite still swallows exceptions
    (the event stays a key of its handler dict); fastignite re-raises.  Handlers attached to
    EXCEPTION_RAISED are therefore never removal targets.
@@ -71,7 +76,10 @@ EVENT_NAMES = (
     "COMPLETED",
     "EXCEPTION_RAISED",
 )
-# Built-in events with a State.event_to_attr entry: the only ones given filters (deviation 1).
+# Members of the scenario's EventEnum, then a string event (see _Interpreter.register_custom_events).
+CUSTOM_EVENT_NAMES = ("PING", "PONG", "tick")
+# Built-in events with a State.event_to_attr entry: with PING, the only ones given filters
+# (deviation 1).
 UNFILTERABLE_EVENT_NAMES = {"DATALOADER_STOP_ITERATION", "TERMINATE", "TERMINATE_SINGLE_EPOCH", "INTERRUPT", "EXCEPTION_RAISED"}
 FILTERABLE_EVENT_NAMES = tuple(name for name in EVENT_NAMES if name not in UNFILTERABLE_EVENT_NAMES)
 # Registration checks handlers of these events with one more positional argument (the exception;
@@ -105,6 +113,7 @@ class HandlerSpec:
     #   ("terminate", skip_completed) ("terminate_epoch", skip_epoch_completed) ("interrupt",)
     #   ("raise",) ("remove", target handler index or None for itself, "fn" | "handle")
     #   ("add", [EventSpec, ...])  -- attach a new recording handler
+    #   ("fire", custom event name)  -- fire_event(), nested in the current firing
     actions: dict = field(default_factory=dict)
 
 
@@ -141,6 +150,9 @@ class Scenario:
     # Register first a handler recording every event but EXCEPTION_RAISED (a handler there would
     # swallow exceptions), so that every firing is visible in the trace.
     spy: bool = False
+    # Process call number -> custom event names the process function fires, in order, before
+    # its process_action.
+    process_fires: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +165,7 @@ Observed = namedtuple(
     "should_terminate should_terminate_single_epoch should_interrupt",
 )
 Register = namedtuple("Register", "hid outcome")
+RegisterEvents = namedtuple("RegisterEvents", "outcome")
 LoadStateDict = namedtuple("LoadStateDict", "outcome")
 Run = namedtuple("Run", "engine data kwargs")
 Call = namedtuple("Call", "hid event args kwargs observed")
@@ -224,7 +237,10 @@ def _observe(engine) -> Observed:
 
 
 def _event_name(event) -> str | None:
-    return None if event is None else event.name
+    if event is None or isinstance(event, str):
+        # A string event ("tick") is its own name.
+        return event
+    return event.name
 
 
 def _custom_filter(spec: tuple):
@@ -362,16 +378,23 @@ class _Handler:
                 target.handle.remove()
             else:
                 # Removing itself: from the event being fired; another handler: from its first event.
+                # A custom event fired by an earlier handler of this firing is the last event now,
+                # and may not be one of this handler's: then it too leaves its first event.
+                fired = _event_name(engine.last_event_name)
                 if target is self:
-                    event = next(e for e in self.events if e.name == engine.last_event_name.name)
+                    event = next((e for e in self.events if _event_name(e) == fired), self.events[0])
                 else:
                     event = target.events[0]
                 engine.remove_event_handler(target.fn, event)
-        else:
-            assert kind == "add"
+        elif kind == "add":
             added = _Handler(self.context, f"{self.hid}.add{self.calls}", HandlerSpec(action[1]))
             self.context.added.append(added)
             added.register()
+        else:
+            # Even on the event being handled, this recursion is bounded: an action belongs to one
+            # call number of one handler, so it is performed at most once per engine.
+            assert kind == "fire"
+            self.context.fire(action[1])
 
 
 class _EngineContext:
@@ -399,12 +422,22 @@ class _EngineContext:
         interpreter.tick()
         self.process_calls += 1
         interpreter.trace.append(Process(self.describe(engine), batch, _observe(engine)))
+        for name in interpreter.scenario.process_fires.get(self.process_calls, ()):
+            if name == "PING":
+                # The attribute PING's filters read (State.event_to_attr).  Only the process
+                # function counts, so that a handler re-firing PING makes it differ from the
+                # number of firings.
+                engine.state.ping_count += 1
+            self.fire(name)
         action = interpreter.scenario.process_action
         if action is not None and action[0] == self.process_calls:
             if action[1] == "raise":
                 raise ScenarioError(f"process call {self.process_calls}")
             engine.terminate()
         return (batch, engine.state.iteration)
+
+    def fire(self, name: str) -> None:
+        self.engine.fire_event(self.interpreter.make_event(EventSpec(name)))
 
 
 class _Interpreter:
@@ -423,13 +456,23 @@ class _Interpreter:
         self.finished = False
         self.stopped = False  # the scenario went where ignite and fastignite differ by design
 
+        # Each API needs an EventEnum of its own.  A new class per scenario is harmless:
+        # State.event_to_attr, shared by the engines of one library, finds members by name.
+        class Custom(api.EventEnum):
+            PING = "ping"
+            PONG = "pong"
+
+        self.custom_events = Custom
+
     def tick(self) -> None:
         self.steps += 1
         if self.steps > STEP_BUDGET:
             raise _Runaway("step budget exhausted")
 
     def make_event(self, spec: EventSpec):
-        event = getattr(self.api.Events, spec.name)
+        if spec.name == "tick":
+            return spec.name  # a string event, never filtered
+        event = getattr(self.custom_events if spec.name in CUSTOM_EVENT_NAMES else self.api.Events, spec.name)
         if spec.filter is None:
             return event
         kwargs = dict(spec.filter)
@@ -459,16 +502,26 @@ class _Interpreter:
     def new_engine(self, tag: int) -> _EngineContext:
         context = _EngineContext(self, tag)
         self.contexts.append(context)
+        self.trace.append(RegisterEvents(_capture(lambda: self.register_custom_events(context.engine))))
         if self.scenario.spy:
-            spy_events = [EventSpec(name) for name in EVENT_NAMES if name != "EXCEPTION_RAISED"]
-            spy = _Handler(context, "spy", HandlerSpec(spy_events))
-            context.added.append(spy)
-            self.trace.append(Register(spy.hid, _capture(spy.register)))
+            spy_events = [EventSpec(name) for name in EVENT_NAMES + ("PING", "PONG") if name != "EXCEPTION_RAISED"]
+            # ``|`` refuses a string event: "tick" gets a spy of its own.
+            for events in (spy_events, [EventSpec("tick")]):
+                spy = _Handler(context, "spy", HandlerSpec(events))
+                context.added.append(spy)
+                self.trace.append(Register(spy.hid, _capture(spy.register)))
         for index, spec in enumerate(self.scenario.handlers):
             handler = _Handler(context, f"h{index}", spec)
             context.handlers.append(handler)
             self.trace.append(Register(handler.hid, _capture(handler.register)))
         return context
+
+    def register_custom_events(self, engine) -> None:
+        """On every engine, before its handlers.  Mapping PING to ``ping_count`` makes it
+        filterable and gives the state that attribute, at 0; PONG is deliberately left unmapped."""
+        custom = self.custom_events
+        engine.register_events(*custom, event_to_attr={custom.PING: "ping_count"})
+        engine.register_events("tick")
 
     def run(self, context: _EngineContext, data, pass_limits: bool) -> None:
         engine = context.engine
@@ -553,9 +606,12 @@ _filters = st.one_of(
     st.fixed_dictionaries({"event_filter": st.tuples(st.just("iteration_above"), st.integers(0, 8))}),
 )
 
+# "tick" in a ``|`` is refused with a TypeError, by both.  PING has a branch of its own: its
+# filters read an attribute only the scenario updates, unlike the built-in events'.
 _event_specs = st.one_of(
-    st.builds(EventSpec, st.sampled_from(EVENT_NAMES)),
+    st.builds(EventSpec, st.sampled_from(EVENT_NAMES + CUSTOM_EVENT_NAMES)),
     st.builds(EventSpec, st.sampled_from(FILTERABLE_EVENT_NAMES), _filters),
+    st.builds(EventSpec, st.just("PING"), _filters),
 )
 _event_lists = st.lists(_event_specs, min_size=1, max_size=2)
 
@@ -582,6 +638,7 @@ _actions = st.one_of(
     st.just(("interrupt",)),
     st.just(("raise",)),
     st.tuples(st.just("add"), _event_lists),
+    st.tuples(st.just("fire"), st.sampled_from(CUSTOM_EVENT_NAMES)),
     # The target index is taken modulo the number of handlers by _resolve_removals.
     st.tuples(st.just("remove"), st.none() | st.integers(0, 7), st.sampled_from(["fn", "handle"])),
 )
@@ -593,6 +650,8 @@ _handler_specs = st.builds(
     st.dictionaries(st.sampled_from(["k0", "k1"]), st.integers(0, 9), max_size=2),
     st.dictionaries(st.integers(1, 6), _actions, max_size=2),
 )
+# What the process function fires at one call
+_custom_event_firings = st.lists(st.sampled_from(CUSTOM_EVENT_NAMES), min_size=1, max_size=3).map(tuple)
 
 
 def _resolve_removals(scenario: Scenario) -> Scenario:
@@ -625,6 +684,7 @@ scenarios = st.builds(
     st.none() | st.tuples(st.integers(1, 10), st.sampled_from(["raise", "terminate"])),
     st.lists(st.builds(ResumeSpec, st.booleans(), st.booleans(), st.booleans()), max_size=3),
     st.booleans(),
+    st.dictionaries(st.integers(1, 12), _custom_event_firings, max_size=12),
 ).map(_resolve_removals)
 
 
@@ -645,6 +705,17 @@ pytestmark = pytest.mark.filterwarnings(
 def _collect_abandoned_ignite_runs():
     yield
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _forget_ping_mapping():
+    """register_events puts PING into State.event_to_attr, which is class-level: take it out again,
+    so that tests elsewhere, which use unmapped events named PING, do not depend on test order."""
+    yield
+    import fastignite
+
+    for state_class in (ignite_engine.State, fastignite.State):
+        state_class.event_to_attr.pop("PING", None)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -853,6 +924,47 @@ _TRICKY = [
         # ignite's run() sets the new max_epochs before it rejects the changed epoch_length
         # (deviation 6): the state after it is not compared
         lambda trace: _results(trace)[2].outcome[:2] == ("raised", "ValueError") and _results(trace)[2].observed is None,
+    ),
+    (
+        "ping-filter-reads-ping-count-not-firings",
+        Scenario(
+            RunSpec(("list", 4)),
+            [
+                HandlerSpec([_ev("PING")], actions={1: ("fire", "PING")}),
+                HandlerSpec([_ev("PING", every=2)]),
+            ],
+            process_fires={1: ("PING",), 2: ("PING",), 3: ("PING",)},
+        ),
+        # h0 re-fires PING within the first firing without counting it: by firings, every=2
+        # would pass in that nested firing and at iteration 3; by ping_count, at iteration 2
+        lambda trace: _iterations(_calls(trace, "h1")) == [2],
+    ),
+    (
+        "nested-custom-event-stays-the-last-event",
+        Scenario(
+            RunSpec(("list", 2)),
+            [
+                HandlerSpec([_ev("ITERATION_COMPLETED")], actions={1: ("fire", "PONG")}),
+                HandlerSpec([_ev("ITERATION_COMPLETED")], actions={1: ("remove", None, "fn")}),
+                HandlerSpec([_ev("PONG")], takes_engine=False),
+            ],
+            spy=True,
+        ),
+        # after h0's nested firing, last_event_name is PONG while h1 handles ITERATION_COMPLETED
+        lambda trace: [r.event for r in _calls(trace, "h1")] == ["PONG"] and len(_calls(trace, "h2")) == 1,
+    ),
+    (
+        "string-event-with-or-refused",
+        Scenario(
+            RunSpec(("none",), epoch_length=2),
+            [HandlerSpec([_ev("STARTED"), _ev("tick")]), HandlerSpec([_ev("tick")])],
+            process_fires={2: ("tick", "tick")},
+            spy=True,
+        ),
+        # EventsList refuses the string; alone, it takes handlers
+        lambda trace: [r.outcome[:2] for r in trace if isinstance(r, Register) and r.hid == "h0"]
+        == [("raised", "TypeError")]
+        and len(_calls(trace, "h1")) == 2,
     ),
 ]
 
