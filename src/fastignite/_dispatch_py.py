@@ -28,7 +28,7 @@ from typing import Any
 
 from ._registry import FilteredHandler
 from .events import Events, State
-from .filters import EventFilter
+from .filters import is_gated, is_opaque, key_of
 
 __all__ = ["BACKEND", "STALE", "Tables", "run_as_gen"]
 
@@ -85,10 +85,10 @@ class Table:
         for i, (handler, event_filter, shape, args, kwargs, index) in enumerate(records):
             if event_filter is None:
                 group = -1
-            elif not _is_gated(event_filter):
+            elif not is_gated(event_filter):
                 group = -2
             else:
-                key = None if _is_opaque(event_filter) else _key_of(event_filter)
+                key = None if is_opaque(event_filter) else key_of(event_filter)
                 group = by_key.get(key) if key is not None else None
                 if group is None:
                     group = len(groups)
@@ -142,18 +142,6 @@ class Table:
 
 
 _record_index = operator.itemgetter(5)
-
-
-def _is_gated(f: Any) -> bool:
-    return isinstance(f, EventFilter) and f.gated
-
-
-def _is_opaque(f: Any) -> bool:
-    return not isinstance(f, EventFilter) or f.opaque
-
-
-def _key_of(f: Any) -> Any:
-    return f.key if isinstance(f, EventFilter) else None
 
 
 def _record(engine: Any, index: int, entry: tuple) -> tuple:
@@ -279,7 +267,8 @@ class Tables:
             if table is None:
                 return
         attr = table.attr
-        if table.engine_only is not None and not event_args and not event_kwargs:
+        simple = not event_args and not event_kwargs
+        if table.engine_only is not None and simple:
             for index, handler in enumerate(table.engine_only):
                 handler(engine)
                 if tables[slot] is not table:
@@ -296,7 +285,6 @@ class Tables:
             records = table.due_records(count)
         shared = table.shared
         results = None  # shared filter group -> its answer at this firing, made when needed
-        simple = not event_args and not event_kwargs
         watch_count = table.watch_count
         for handler, event_filter, shape, args, kwargs, index, group in records:
             if group != -1:

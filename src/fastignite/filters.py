@@ -221,11 +221,14 @@ def _next_due_of(f: Callable, count: int) -> float:
     return count + 1  # a user callable may pass at any count
 
 
-def _is_opaque(f: Callable) -> bool:
+# Classification of any event filter (ours or a user's callable), shared with the backends.
+
+
+def is_opaque(f: Callable) -> bool:
     return not isinstance(f, EventFilter) or f.opaque
 
 
-def _is_gated(f: Callable) -> bool:
+def is_gated(f: Callable) -> bool:
     return isinstance(f, EventFilter) and f.gated
 
 
@@ -235,7 +238,7 @@ def _gate_due_of(f: Callable, count: int) -> float:
     return count + 1
 
 
-def _key_of(f: Callable) -> object:
+def key_of(f: Callable) -> object:
     return f.key if isinstance(f, EventFilter) else None
 
 
@@ -256,16 +259,16 @@ class AllOf(EventFilter):
 
     @property
     def opaque(self) -> bool:  # type: ignore[override]
-        return any(_is_opaque(p) for p in self.parts)
+        return any(is_opaque(p) for p in self.parts)
 
     @property
     def gated(self) -> bool:  # type: ignore[override]
         # Only the first part is sure to be evaluated.
-        return _is_gated(self.parts[0])
+        return is_gated(self.parts[0])
 
     @property
     def key(self) -> object:
-        keys = tuple(_key_of(p) for p in self.parts)
+        keys = tuple(key_of(p) for p in self.parts)
         return None if None in keys else ("all", keys)
 
     def __call__(self, engine: object, count: int) -> bool:
@@ -284,7 +287,7 @@ class AllOf(EventFilter):
         # all pass before the first opaque part is even consulted.
         due = count + 1
         for p in self.parts:
-            if _is_opaque(p):
+            if is_opaque(p):
                 return max(due, _gate_due_of(p, count))
             due = max(due, _next_due_of(p, count))
         return due
@@ -303,15 +306,15 @@ class AnyOf(EventFilter):
 
     @property
     def opaque(self) -> bool:  # type: ignore[override]
-        return any(_is_opaque(p) for p in self.parts)
+        return any(is_opaque(p) for p in self.parts)
 
     @property
     def gated(self) -> bool:  # type: ignore[override]
-        return all(_is_gated(p) for p in self.parts)
+        return all(is_gated(p) for p in self.parts)
 
     @property
     def key(self) -> object:
-        keys = tuple(_key_of(p) for p in self.parts)
+        keys = tuple(key_of(p) for p in self.parts)
         return None if None in keys else ("any", keys)
 
     def __call__(self, engine: object, count: int) -> bool:
