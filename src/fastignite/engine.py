@@ -110,6 +110,13 @@ class Engine:
     The API and behaviour are pytorch-ignite's ``ignite.engine.Engine``.
     """
 
+    # What the loop touches at every iteration lives in slots, which the compiled
+    # twin reads and writes in place; everything else is in the instance __dict__.
+    __slots__ = (
+        "state", "last_event_name", "_signal", "_dataloader_iter", "_process_function", "_init_iter", "_tables",
+        "_should_terminate", "_should_terminate_single_epoch", "_should_interrupt", "__dict__", "__weakref__",
+    )  # fmt: skip
+
     _state_dict_all_req_keys: tuple[str, ...] = ("epoch_length", "iteration")
     _state_dict_one_of_opt_keys: tuple[tuple[str, ...], ...] = (("max_epochs", "max_iters"),)
     interrupt_resume_enabled = True
