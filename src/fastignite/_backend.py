@@ -23,7 +23,7 @@ if _truthy("FASTIGNITE_PURE"):
     from ._dispatch_py import BACKEND, Tables, call_entries, run_as_gen
 else:
     try:
-        from ._dispatch_c import BACKEND, Tables, call_entries, run_as_gen  # type: ignore[import-not-found]
+        from ._dispatch_c import BACKEND, Tables, call_entries, fire_event, run_as_gen  # type: ignore[import-not-found]
     except ImportError as exc:
         if _truthy("FASTIGNITE_REQUIRE_COMPILED"):
             raise ImportError(

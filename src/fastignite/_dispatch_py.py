@@ -246,6 +246,10 @@ class Tables:
         self.tables[slot] = table
         return table
 
+    def firings(self, slot: int) -> int:
+        """How many times the event of ``slot`` fired since the run started."""
+        return self.counts[slot]
+
     def count(self, engine: Any, slot: int) -> int:
         """The count filters on this slot read: ignite's state attribute for
         built-in and mapped events, else this engine's own firing counter."""
@@ -253,6 +257,17 @@ class Tables:
         return self.counts[slot] if attr is None else getattr(engine.state, attr)
 
     # -- firing (hot) --------------------------------------------------------
+
+    def fire_event(self, engine: Any, event_name: Any) -> None:
+        """Engine.fire_event for an engine on this twin."""
+        slot = self.slot_of(event_name)
+        if slot is None:
+            engine._assert_allowed_event(event_name)  # raises, naming the event
+            raise RuntimeError(f"Internal error: {event_name!r} is allowed but has no slot; please report it.")
+        if engine._fire_event_overridden:
+            engine._fire_event(event_name)
+            return
+        self.fire(engine, slot)
 
     def fire(self, engine: Any, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
         engine.last_event_name = self.events[slot]

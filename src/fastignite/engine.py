@@ -90,7 +90,7 @@ class FiringCounters(Mapping):
         slot = self._tables.slot_of(event)
         if slot is None:
             raise KeyError(event)
-        return self._tables.counts[slot]
+        return self._tables.firings(slot)
 
     def __iter__(self) -> Iterator:
         return iter(self._tables.events)
@@ -99,7 +99,7 @@ class FiringCounters(Mapping):
         return len(self._tables.events)
 
     def __repr__(self) -> str:
-        pairs = ", ".join(f"{getattr(e, 'name', e)}: {c}" for e, c in zip(self._tables.events, self._tables.counts))
+        pairs = ", ".join(f"{getattr(e, 'name', e)}: {self[e]}" for e in self._tables.events)
         return f"FiringCounters({{{pairs}}})"
 
 
@@ -306,13 +306,9 @@ class Engine:
 
     def fire_event(self, event_name: Any) -> None:
         """Fire a (registered) event now, e.g. a custom event from the process function."""
-        slot = self._tables.slot_of(event_name)
-        if slot is None:
-            self._assert_allowed_event(event_name)  # raises, naming the event
-        if type(self)._fire_event is not _BASE_FIRE_EVENT:
-            return self._fire_event(event_name)
-        # What _fire_event would do, without looking the slot up a second time.
-        return self._tables.fire(self, slot)
+        # Replaced below by the compiled twin's fire_event when it is the default:
+        # a process function firing events pays no Python frame for the call.
+        self._tables.fire_event(self, event_name)
 
     def _event_count(self, event: Any) -> int:
         """The count a filter on ``event`` reads now."""
@@ -641,3 +637,6 @@ class Engine:
 
 
 _BASE_FIRE_EVENT = Engine._fire_event
+
+if hasattr(_backend, "fire_event"):
+    Engine.fire_event = _backend.fire_event  # type: ignore[method-assign]

@@ -1,0 +1,1173 @@
+"""The hot path, compiled: dispatch tables, firing counters, the run loop.
+
+The compiled twin of ``_dispatch_py.py``, which is the specification: the same
+names, the same algorithm, the same calls in the same order.  Read that module
+first; the comments here are about what differs in C:
+
+* Handler records, filter groups and the due-count heap are C arrays.  A table
+  is never changed after it is built; the firing that walks it holds a
+  reference to it, so a handler that changes the registry (which marks the
+  table stale) or fires the same event again cannot free or corrupt the arrays
+  under the walk.
+* Filters of the library's own types (every, once, before/after, ``&``, ``|``,
+  throttle, timeout) are compiled into ``CFilter`` trees and evaluated in C.
+  Anything else (a user's callable, a subclass) is called from C as Python.
+* Firing counters are C integers.
+* The loop reads and writes the engine's and the state's slots in place
+  (``_fields.pxd``), because getattr/setattr would cost more than everything
+  else an iteration does.
+
+Counts are C ``int64``; a count that is not an ``int`` within +-2**62 (a user
+can store anything in ``state.iteration``) makes a firing evaluate every filter
+through Python, without the due-count schedule.
+"""
+
+cimport cython
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.ref cimport Py_INCREF
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
+from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.string cimport memset
+
+from ._fields cimport _PyType_Lookup, get_field, set_field, slot_offset, version_of
+
+import math
+import time
+import warnings
+
+from . import _dispatch_py as _pure
+from ._dispatch_py import STALE, TerminateEpoch, TerminateRun, _hours_mins_secs, _record, call_entries
+from .events import Events, State
+from .filters import AllOf, AnyOf, EventFilter, Every, Once, Throttle, Timeout, Window, is_gated, is_opaque, key_of
+
+__all__ = ["BACKEND", "Tables", "call_entries", "fire_event", "run_as_gen"]
+
+BACKEND = "compiled"
+
+# Record shapes and loop slots: the pure twin's numbers (checked below).
+cdef enum:
+    NO_ARGS = 0
+    ENGINE_ONLY = 1
+    PLAIN = 2
+    ENGINE = 3
+    WEAKREF = 4
+
+cdef enum:
+    S_EPOCH_STARTED = 0
+    S_EPOCH_COMPLETED = 1
+    S_STARTED = 2
+    S_COMPLETED = 3
+    S_ITERATION_STARTED = 4
+    S_ITERATION_COMPLETED = 5
+    S_GET_BATCH_STARTED = 7
+    S_GET_BATCH_COMPLETED = 8
+    S_DATALOADER_STOP_ITERATION = 9
+    S_TERMINATE = 10
+    S_TERMINATE_SINGLE_EPOCH = 11
+    S_INTERRUPT = 12
+
+assert (NO_ARGS, ENGINE_ONLY, PLAIN, ENGINE, WEAKREF) == (
+    _pure.NO_ARGS, _pure.ENGINE_ONLY, _pure.PLAIN, _pure.ENGINE, _pure.WEAKREF
+)
+assert (S_EPOCH_STARTED, S_EPOCH_COMPLETED, S_STARTED, S_COMPLETED, S_ITERATION_STARTED, S_ITERATION_COMPLETED,
+        S_GET_BATCH_STARTED, S_GET_BATCH_COMPLETED, S_DATALOADER_STOP_ITERATION, S_TERMINATE,
+        S_TERMINATE_SINGLE_EPOCH, S_INTERRUPT) == (
+    _pure.S_EPOCH_STARTED, _pure.S_EPOCH_COMPLETED, _pure.S_STARTED, _pure.S_COMPLETED, _pure.S_ITERATION_STARTED,
+    _pure.S_ITERATION_COMPLETED, _pure.S_GET_BATCH_STARTED, _pure.S_GET_BATCH_COMPLETED,
+    _pure.S_DATALOADER_STOP_ITERATION, _pure.S_TERMINATE, _pure.S_TERMINATE_SINGLE_EPOCH, _pure.S_INTERRUPT,
+)
+
+# NEVER and BEFORE_ALL stand for the pure twin's +inf and -inf.  Counts the C
+# schedule handles stay within +-LIMIT, so no arithmetic on them overflows.
+cdef int64_t NEVER = INT64_MAX
+cdef int64_t BEFORE_ALL = INT64_MIN
+cdef int64_t LIMIT = (<int64_t>1) << 62
+
+# How a table reads the count its filters test.
+cdef enum:
+    ATTR_COUNTER = 0    # no state attribute: the engine's firing counter
+    ATTR_ITERATION = 1
+    ATTR_EPOCH = 2
+    ATTR_OTHER = 3
+
+# Kinds of CFilter.
+cdef enum:
+    K_CALL = 0          # called as Python: filter(engine, count)
+    K_EVERY = 1
+    K_ONCE = 2
+    K_WINDOW = 3
+    K_ALL = 4
+    K_ANY = 5
+    K_THROTTLE = 6
+    K_TIMEOUT = 7
+
+cdef object _EXHAUSTED = object()  # next()'s default: the data iterator is exhausted
+cdef object _DSI = Events.DATALOADER_STOP_ITERATION
+_EPOCH_COMPLETED = Events.EPOCH_COMPLETED.name  # keys of state.times
+_COMPLETED = Events.COMPLETED.name
+
+
+# ---------------------------------------------------------------------------
+# Integer helpers (Python's floor semantics; cdivision is on)
+
+
+cdef inline int64_t floordiv(int64_t a, int64_t b):
+    cdef int64_t q = a / b
+    if (a % b != 0) and ((a < 0) != (b < 0)):
+        q -= 1
+    return q
+
+
+cdef inline int64_t pymod(int64_t a, int64_t b):
+    cdef int64_t r = a % b
+    if r != 0 and ((r < 0) != (b < 0)):
+        r += b
+    return r
+
+
+cdef inline bint as_count(object value, int64_t *out):
+    """Whether ``value`` is an int the C schedule can handle; its value in ``out``."""
+    cdef int overflow = 0
+    cdef long long v
+    if type(value) is not int:
+        return False
+    v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow or v >= LIMIT or v <= -LIMIT:
+        return False
+    out[0] = v
+    return True
+
+
+cdef int64_t as_due(object due) except? -1:
+    """A due count from Python (an int or +-inf): what the pure twin's heap holds."""
+    cdef int64_t c = 0
+    if as_count(due, &c):
+        return c
+    if due == math.inf or due != due:  # nan never compares true: never due
+        return NEVER
+    if due == -math.inf:
+        return BEFORE_ALL
+    due = math.ceil(due)  # a fractional due d: count >= d exactly when count >= ceil(d)
+    if due >= LIMIT:
+        return NEVER
+    if due <= -LIMIT:
+        return BEFORE_ALL
+    return <int64_t>due
+
+
+# ---------------------------------------------------------------------------
+# In-place attribute layouts (see _fields.pxd)
+
+cdef EngineLayout _engine
+cdef StateLayout _state
+cdef str A_STATE = "state", A_LAST = "last_event_name", A_SIGNAL = "_signal", A_ITER = "_dataloader_iter"
+cdef str A_PROCESS = "_process_function", A_TABLES = "_tables"
+cdef str A_ITERATION = "iteration", A_EPOCH = "epoch", A_BATCH = "batch", A_OUTPUT = "output"
+cdef str A_DATALOADER = "dataloader", A_EPOCH_LENGTH = "epoch_length", A_MAX_ITERS = "max_iters"
+
+
+cdef inline EngineLayout *engine_layout(object engine):
+    cdef PyTypeObject *tp = Py_TYPE(engine)
+    if tp is not _engine.type or _engine.version == 0 or version_of(tp) != _engine.version:
+        _engine.type = tp
+        _engine.state = slot_offset(tp, A_STATE)
+        _engine.last_event_name = slot_offset(tp, A_LAST)
+        _engine.signal = slot_offset(tp, A_SIGNAL)
+        _engine.dataloader_iter = slot_offset(tp, A_ITER)
+        _engine.process_function = slot_offset(tp, A_PROCESS)
+        _engine.tables = slot_offset(tp, A_TABLES)
+        _engine.version = version_of(tp)  # after the lookups, which assign it
+    return &_engine
+
+
+cdef inline StateLayout *state_layout(object state):
+    cdef PyTypeObject *tp = Py_TYPE(state)
+    if tp is not _state.type or _state.version == 0 or version_of(tp) != _state.version:
+        _state.type = tp
+        _state.iteration = slot_offset(tp, A_ITERATION)
+        _state.epoch = slot_offset(tp, A_EPOCH)
+        _state.batch = slot_offset(tp, A_BATCH)
+        _state.output = slot_offset(tp, A_OUTPUT)
+        _state.dataloader = slot_offset(tp, A_DATALOADER)
+        _state.epoch_length = slot_offset(tp, A_EPOCH_LENGTH)
+        _state.max_iters = slot_offset(tp, A_MAX_ITERS)
+        _state.version = version_of(tp)
+    return &_state
+
+
+cdef inline object state_of(object engine):
+    return get_field(engine, engine_layout(engine).state, A_STATE)
+
+
+cdef inline bint signalled(object engine) except -1:
+    """engine._signal: one of terminate / terminate_epoch / interrupt was asked for."""
+    cdef object signal = get_field(engine, engine_layout(engine).signal, A_SIGNAL)
+    if signal is False:
+        return False
+    if signal is True:
+        return True
+    return bool(signal)
+
+
+# ---------------------------------------------------------------------------
+# Filters
+
+
+@cython.final
+cdef class CFilter:
+    """A filter of the library's own types, compiled; K_CALL for any other."""
+
+    def __dealloc__(self):
+        free(self.values)
+
+    cdef int passes(self, object engine, int64_t count, object count_obj) except -1:
+        cdef Py_ssize_t i
+        cdef CFilter part
+        cdef int64_t after
+        kind = self.kind
+        if kind == K_EVERY:
+            for i in range(self.n_values):
+                if pymod(count, self.values[i]) == 0:
+                    return True
+            return False
+        if kind == K_ONCE:
+            for i in range(self.n_values):
+                if self.values[i] >= count:
+                    return self.values[i] == count
+            return False
+        if kind == K_WINDOW:
+            after = self.after
+            if not (after < count and count < self.before):
+                return False
+            return self.every == 0 or pymod(count - after - 1, self.every) == 0
+        if kind == K_ALL:
+            for part in self.parts:
+                if not part.passes(engine, count, count_obj):
+                    return False
+            return True
+        if kind == K_ANY:
+            for part in self.parts:
+                if part.passes(engine, count, count_obj):
+                    return True
+            return False
+        f = self.obj
+        if kind == K_THROTTLE:  # filters.Throttle.__call__, minus the Python frame
+            now = f.clock()
+            if now - f._last >= f.seconds:
+                f._last = now
+                return True
+            return False
+        if kind == K_TIMEOUT:  # filters.Timeout.__call__
+            if f._fired or f.clock() - f._start < f.seconds:
+                return False
+            f._fired = True
+            return True
+        if count_obj is None:
+            count_obj = count
+        return True if f(engine, count_obj) else False
+
+    cdef int64_t next_due(self, int64_t count, object count_obj) except? -1:
+        cdef Py_ssize_t i
+        cdef CFilter part
+        cdef int64_t due, n
+        kind = self.kind
+        if kind == K_EVERY:
+            due = NEVER
+            for i in range(self.n_values):
+                due = min(due, (floordiv(count, self.values[i]) + 1) * self.values[i])
+            return due
+        if kind == K_ONCE:
+            for i in range(self.n_values):
+                if self.values[i] > count:
+                    return self.values[i]
+            return NEVER
+        if kind == K_WINDOW:
+            n = max(count + 1, self.after + 1)
+            if self.every:
+                n += pymod(-(n - self.after - 1), self.every)
+            return n if n < self.before else NEVER
+        if kind == K_ALL:
+            due = BEFORE_ALL
+            for part in self.parts:
+                due = max(due, part.next_due_of(count, count_obj))
+            return due
+        if kind == K_ANY:
+            due = NEVER
+            for part in self.parts:
+                due = min(due, part.next_due_of(count, count_obj))
+            return due
+        if kind == K_CALL:
+            return as_due(self.obj.next_due(count if count_obj is None else count_obj))
+        return count + 1  # throttle, timeout: EventFilter.next_due
+
+    cdef int64_t next_due_of(self, int64_t count, object count_obj) except? -1:
+        """filters._next_due_of: a user's callable may pass at any count."""
+        if self.event_filter:
+            return self.next_due(count, count_obj)
+        return count + 1
+
+    cdef int64_t gate_due(self, int64_t count, object count_obj) except? -1:
+        cdef CFilter part
+        cdef int64_t due
+        kind = self.kind
+        if kind == K_ALL:
+            # Parts run in order: the leading count tests gate the first opaque one.
+            due = count + 1
+            for part in self.parts:
+                if part.opaque:
+                    return max(due, part.gate_due_of(count, count_obj))
+                due = max(due, part.next_due_of(count, count_obj))
+            return due
+        if kind == K_ANY:
+            due = NEVER
+            for part in self.parts:
+                due = min(due, part.gate_due_of(count, count_obj))
+            return due
+        if kind == K_CALL:
+            if not self.event_filter:
+                return count + 1
+            return as_due(self.obj.gate_due(count if count_obj is None else count_obj))
+        return self.next_due(count, count_obj)
+
+    cdef int64_t gate_due_of(self, int64_t count, object count_obj) except? -1:
+        if self.event_filter:
+            return self.gate_due(count, count_obj)
+        return count + 1
+
+
+cdef bint _fits(values) except -1:
+    cdef int64_t c = 0
+    for v in values:
+        if not as_count(v, &c):
+            return False
+    return True
+
+
+cdef CFilter compile_filter(object f):
+    cdef CFilter c = CFilter.__new__(CFilter)
+    cdef Py_ssize_t i
+    c.obj = f
+    c.opaque = is_opaque(f)
+    c.event_filter = isinstance(f, EventFilter)
+    c.kind = K_CALL
+    tp = type(f)
+    # Exact types only: a subclass may override __call__, so it is called.
+    if tp is Every or tp is Once:
+        values = list(f.periods) if tp is Every else list(f._sorted)
+        if values and _fits(values):
+            c.values = <int64_t *>malloc(len(values) * sizeof(int64_t))
+            if c.values is NULL:
+                raise MemoryError()
+            for i in range(len(values)):
+                c.values[i] = values[i]
+            c.n_values = len(values)
+            c.kind = K_EVERY if tp is Every else K_ONCE
+    elif tp is Window:
+        before = f.before
+        every = 0 if f.every is None else f.every
+        if _fits([f.after, every]) and (before == math.inf or _fits([before])):
+            c.before = NEVER if before == math.inf else before
+            c.after = f.after
+            c.every = every
+            c.kind = K_WINDOW
+    elif tp is AllOf or tp is AnyOf:
+        c.parts = tuple([compile_filter(p) for p in f.parts])
+        c.kind = K_ALL if tp is AllOf else K_ANY
+    elif tp is Throttle:
+        c.kind = K_THROTTLE
+    elif tp is Timeout:
+        c.kind = K_TIMEOUT
+    return c
+
+
+# Test hooks: the compiled evaluation of a filter, to check against filters.py.
+def _evaluate(f, engine, count):
+    cdef int64_t c = 0
+    if not as_count(count, &c):
+        raise ValueError(f"count should be an int within +-2**62, got {count!r}")
+    return bool(compile_filter(f).passes(engine, c, count))
+
+
+def _schedule(f, count):
+    """(next_due, gate_due) as the compiled twin computes them (None for never)."""
+    cdef int64_t c = 0
+    if not as_count(count, &c):
+        raise ValueError(f"count should be an int within +-2**62, got {count!r}")
+    cf = compile_filter(f)
+    due = (cf.next_due_of(c, count), cf.gate_due_of(c, count))
+    return tuple([None if d == NEVER else d for d in due])
+
+
+# ---------------------------------------------------------------------------
+# Tables
+
+
+cdef int _compare_indices(const void *a, const void *b) noexcept nogil:
+    cdef Py_ssize_t x = (<Py_ssize_t *>a)[0], y = (<Py_ssize_t *>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef inline bint _heap_less(int64_t da, Py_ssize_t ga, int64_t db, Py_ssize_t gb):
+    # (due, group) pairs, ordered as the pure twin's heap of tuples.
+    return da < db or (da == db and ga < gb)
+
+
+@cython.final
+cdef class Table:
+    """One event's handlers, ready to call (see _dispatch_py.Table)."""
+
+    def __dealloc__(self):
+        free(self.records)
+        free(self.hot)
+        free(self.shared)
+        free(self.member_start)
+        free(self.members)
+        free(self.heap_due)
+        free(self.heap_group)
+
+    cdef int heap_push(self, int64_t due, Py_ssize_t group) except -1:
+        cdef Py_ssize_t i, parent, cap
+        cdef int64_t *dues
+        cdef Py_ssize_t *groups
+        if self.heap_len == self.heap_cap:
+            # Only a firing re-entered from a filter's gate_due can push more
+            # entries than there are groups: grow, as the pure twin's list does.
+            cap = 2 * self.heap_cap + 4
+            dues = <int64_t *>realloc(self.heap_due, cap * sizeof(int64_t))
+            if dues is NULL:
+                raise MemoryError()
+            self.heap_due = dues
+            groups = <Py_ssize_t *>realloc(self.heap_group, cap * sizeof(Py_ssize_t))
+            if groups is NULL:
+                raise MemoryError()
+            self.heap_group = groups
+            self.heap_cap = cap
+        i = self.heap_len
+        self.heap_len += 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            if not _heap_less(due, group, self.heap_due[parent], self.heap_group[parent]):
+                break
+            self.heap_due[i] = self.heap_due[parent]
+            self.heap_group[i] = self.heap_group[parent]
+            i = parent
+        self.heap_due[i] = due
+        self.heap_group[i] = group
+        return 0
+
+    cdef Py_ssize_t heap_pop(self):
+        cdef Py_ssize_t top = self.heap_group[0], n, i, child
+        cdef int64_t due
+        cdef Py_ssize_t group
+        self.heap_len -= 1
+        n = self.heap_len
+        if n == 0:
+            return top
+        due = self.heap_due[n]
+        group = self.heap_group[n]
+        i = 0
+        while True:
+            child = 2 * i + 1
+            if child >= n:
+                break
+            if child + 1 < n and _heap_less(self.heap_due[child + 1], self.heap_group[child + 1],
+                                            self.heap_due[child], self.heap_group[child]):
+                child += 1
+            if not _heap_less(self.heap_due[child], self.heap_group[child], due, group):
+                break
+            self.heap_due[i] = self.heap_due[child]
+            self.heap_group[i] = self.heap_group[child]
+            i = child
+        self.heap_due[i] = due
+        self.heap_group[i] = group
+        return top
+
+    cdef int fire(self, Tables tables, object engine, Py_ssize_t slot, tuple event_args,
+                  object event_kwargs) except -1:
+        cdef bint simple = not event_args and not event_kwargs
+        cdef Py_ssize_t i, j, k, n_sel, n_due, g
+        cdef Record *r
+        cdef int64_t count = 0
+        cdef bint exact = True  # the count is one the C schedule handles
+        cdef int passed
+        cdef Py_ssize_t *selected
+        cdef Py_ssize_t *due = NULL
+        cdef Py_ssize_t *merged = NULL
+        cdef signed char *results = NULL
+        cdef Py_ssize_t due_buffer[16]
+        cdef Py_ssize_t merged_buffer[64]
+        cdef signed char results_buffer[64]
+        cdef object count_obj = None
+
+        if self.engine_only and simple:
+            for i in range(self.n_records):
+                (<object>self.records[i].handler)(engine)
+                if PyList_GET_ITEM(tables.tables, slot) is not <PyObject *>self:
+                    # The handler changed this event's handlers: finish as ignite does.
+                    call_entries(engine, self.entries, i + 1, self.attr, tables.count_obj(engine, slot),
+                                 event_args, event_kwargs)
+                    return 0
+            return 0
+
+        if self.attr_kind == ATTR_COUNTER:
+            count = tables.counts[slot]
+        else:
+            count_obj = self.read_count(engine)
+            exact = as_count(count_obj, &count)
+
+        if exact and self.last_count < count and count < self.next_due:
+            if self.n_hot == 0:
+                return 0  # nothing can be due: the common case of filtered handlers
+            selected = self.hot
+            n_sel = self.n_hot
+            return self.walk(tables, engine, slot, selected, n_sel, NULL, count, exact, count_obj,
+                             simple, event_args, event_kwargs)
+
+        try:
+            if not exact:
+                # A count the schedule cannot order: every record is a candidate.
+                merged = <Py_ssize_t *>malloc((self.n_records + 1) * sizeof(Py_ssize_t))
+                results = <signed char *>malloc(self.n_groups + 1)
+                if merged is NULL or results is NULL:
+                    raise MemoryError()
+                for i in range(self.n_records):
+                    merged[i] = i
+                memset(results, -1, self.n_groups)
+                return self.walk(tables, engine, slot, merged, self.n_records, results, count, exact,
+                                 count_obj, simple, event_args, event_kwargs)
+
+            # Which groups are due: pop them; reschedule each from its gate_due.
+            if count > self.last_count:
+                n_due = self.heap_len
+                due = &due_buffer[0] if n_due <= 16 else <Py_ssize_t *>malloc(n_due * sizeof(Py_ssize_t))
+                if due is NULL:
+                    raise MemoryError()
+                n_due = 0
+                while self.heap_len and self.heap_due[0] <= count:
+                    due[n_due] = self.heap_pop()
+                    n_due += 1
+            else:  # the count went back or repeated: every group may pass again
+                n_due = self.n_groups
+                due = &due_buffer[0] if n_due <= 16 else <Py_ssize_t *>malloc(n_due * sizeof(Py_ssize_t))
+                if due is NULL:
+                    raise MemoryError()
+                for g in range(n_due):
+                    due[g] = g
+                self.heap_len = 0
+            self.last_count = count
+            for j in range(n_due):
+                g = due[j]
+                self.heap_push((<CFilter>self.groups[g]).gate_due(count, count_obj), g)
+            self.next_due = self.heap_due[0] if self.heap_len else NEVER
+
+            if n_due == 0:
+                if self.n_hot == 0:
+                    return 0
+                return self.walk(tables, engine, slot, self.hot, self.n_hot, NULL, count, exact, count_obj,
+                                 simple, event_args, event_kwargs)
+            results = &results_buffer[0] if self.n_groups <= 64 else <signed char *>malloc(self.n_groups)
+            if results is NULL:
+                raise MemoryError()
+            for j in range(n_due):
+                results[due[j]] = -1
+            if n_due == 1 and self.n_hot == 0:
+                g = due[0]
+                return self.walk(tables, engine, slot, self.members + self.member_start[g],
+                                 self.member_start[g + 1] - self.member_start[g], results, count, exact,
+                                 count_obj, simple, event_args, event_kwargs)
+            # The hot records and the due groups' members, in registration order.
+            n_sel = self.n_hot
+            for j in range(n_due):
+                g = due[j]
+                n_sel += self.member_start[g + 1] - self.member_start[g]
+            merged = &merged_buffer[0] if n_sel <= 64 else <Py_ssize_t *>malloc(n_sel * sizeof(Py_ssize_t))
+            if merged is NULL:
+                raise MemoryError()
+            k = 0
+            for i in range(self.n_hot):
+                merged[k] = self.hot[i]
+                k += 1
+            for j in range(n_due):
+                g = due[j]
+                for i in range(self.member_start[g], self.member_start[g + 1]):
+                    merged[k] = self.members[i]
+                    k += 1
+            qsort(merged, n_sel, sizeof(Py_ssize_t), _compare_indices)
+            return self.walk(tables, engine, slot, merged, n_sel, results, count, exact, count_obj,
+                             simple, event_args, event_kwargs)
+        finally:
+            if due is not &due_buffer[0]:
+                free(due)
+            if merged is not &merged_buffer[0]:
+                free(merged)
+            if results is not &results_buffer[0]:
+                free(results)
+
+    cdef object read_count(self, object engine):
+        state = state_of(engine)
+        if self.attr_kind == ATTR_ITERATION:
+            return get_field(state, state_layout(state).iteration, A_ITERATION)
+        if self.attr_kind == ATTR_EPOCH:
+            return get_field(state, state_layout(state).epoch, A_EPOCH)
+        return getattr(state, self.attr)
+
+    cdef int walk(self, Tables tables, object engine, Py_ssize_t slot, Py_ssize_t *selected, Py_ssize_t n_sel,
+                  signed char *results, int64_t count, bint exact, object count_obj, bint simple,
+                  tuple event_args, object event_kwargs) except -1:
+        """Call the selected records' handlers whose filters pass (_dispatch_py.Tables.fire's walk)."""
+        cdef Py_ssize_t j, g
+        cdef Record *r
+        cdef int passed
+        for j in range(n_sel):
+            r = &self.records[selected[j]]
+            g = r.group
+            if g != -1:
+                if g >= 0 and self.shared[g]:
+                    passed = results[g]
+                    if passed < 0:
+                        passed = results[g] = self.evaluate(r, engine, count, exact, count_obj)
+                else:
+                    passed = self.evaluate(r, engine, count, exact, count_obj)
+                if not passed:
+                    continue
+            handler = <object>r.handler
+            if simple and r.shape == ENGINE_ONLY:
+                handler(engine)
+            elif simple and r.shape == NO_ARGS:
+                handler()
+            else:
+                if event_kwargs:
+                    (<object>r.kwargs).update(event_kwargs)
+                _call(engine, handler, r.shape, <object>r.args, <object>r.kwargs, event_args)
+            # The handler changed this event's handlers, or the count the remaining
+            # filters read: finish over the live list, as ignite's loop would.
+            if PyList_GET_ITEM(tables.tables, slot) is not <PyObject *>self or (
+                self.watch_count and self.count_moved(engine, count_obj)
+            ):
+                call_entries(engine, self.entries, r.index + 1, self.attr,
+                             count if count_obj is None else count_obj, event_args, event_kwargs)
+                return 0
+        return 0
+
+    cdef int evaluate(self, Record *r, object engine, int64_t count, bint exact, object count_obj) except -1:
+        if exact:
+            return (<CFilter>r.cfilter).passes(engine, count, count_obj)
+        return True if (<object>r.filter)(engine, count_obj) else False
+
+    cdef bint count_moved(self, object engine, object count_obj) except -1:
+        now = self.read_count(engine)
+        return now is not count_obj and now != count_obj
+
+
+cdef int _call(object engine, object handler, int shape, tuple args, object kwargs, tuple event_args) except -1:
+    if shape == ENGINE or shape == ENGINE_ONLY:
+        handler(engine, *event_args, *args, **kwargs)
+    elif shape == PLAIN or shape == NO_ARGS:
+        handler(*event_args, *args, **kwargs)
+    else:
+        target = args[0]()
+        if target is None:
+            raise RuntimeError("Engine reference not resolved. Cannot execute event handler.")
+        handler(target, *event_args, *args[1:], **kwargs)
+    return 0
+
+
+cdef Table make_table(object entries, list records, object attr):
+    """_dispatch_py.Table.__init__: group the records, compile their filters, lay them out."""
+    cdef Table t = Table.__new__(Table)
+    cdef Py_ssize_t i, n = len(records), n_groups, g, k
+    cdef Record *r
+    t.entries = entries
+    t.attr = attr
+    t.attr_kind = (ATTR_COUNTER if attr is None else ATTR_ITERATION if attr == "iteration"
+                   else ATTR_EPOCH if attr == "epoch" else ATTR_OTHER)
+    groups = []    # group -> the filter of its first record (its schedule)
+    shared = []
+    members = []
+    by_key = {}
+    grouped = []
+    for handler, event_filter, shape, args, kwargs, index in records:
+        if event_filter is None:
+            group = -1
+        elif not is_gated(event_filter):
+            group = -2
+        else:
+            key = None if is_opaque(event_filter) else key_of(event_filter)
+            group = by_key.get(key) if key is not None else None
+            if group is None:
+                group = len(groups)
+                groups.append(event_filter)
+                shared.append(key is not None)
+                members.append([])
+                if key is not None:
+                    by_key[key] = group
+        if group >= 0:
+            members[group].append(len(grouped))
+        grouped.append((handler, event_filter, shape, args, kwargs, index, group))
+
+    compiled = {}  # id(filter) -> CFilter: a filter object shared by many handlers is compiled once
+    owned = [grouped, compiled]
+    t.owned = owned
+    n_groups = len(groups)
+    t.n_records = n
+    t.n_groups = n_groups
+    t.records = <Record *>malloc((n + 1) * sizeof(Record))
+    t.hot = <Py_ssize_t *>malloc((n + 1) * sizeof(Py_ssize_t))
+    t.shared = <char *>malloc(n_groups + 1)
+    t.member_start = <Py_ssize_t *>malloc((n_groups + 1) * sizeof(Py_ssize_t))
+    t.members = <Py_ssize_t *>malloc((n + 1) * sizeof(Py_ssize_t))
+    t.heap_cap = n_groups
+    t.heap_due = <int64_t *>malloc((n_groups + 1) * sizeof(int64_t))
+    t.heap_group = <Py_ssize_t *>malloc((n_groups + 1) * sizeof(Py_ssize_t))
+    if (t.records is NULL or t.hot is NULL or t.shared is NULL or t.member_start is NULL or t.members is NULL
+            or t.heap_due is NULL or t.heap_group is NULL):
+        raise MemoryError()
+
+    watch = False
+    engine_only = True
+    t.n_hot = 0
+    for i in range(n):
+        handler, event_filter, shape, args, kwargs, index, group = grouped[i]
+        r = &t.records[i]
+        r.handler = <PyObject *>handler
+        r.filter = <PyObject *>event_filter if event_filter is not None else NULL
+        r.cfilter = NULL
+        if event_filter is not None:
+            cf = compiled.get(id(event_filter))
+            if cf is None:
+                cf = compiled[id(event_filter)] = compile_filter(event_filter)
+            r.cfilter = <PyObject *>cf
+            watch = True
+        r.args = <PyObject *>args
+        r.kwargs = <PyObject *>kwargs
+        r.shape = shape
+        r.index = index
+        r.group = group
+        if group < 0:
+            t.hot[t.n_hot] = i
+            t.n_hot += 1
+        if group != -1 or shape != ENGINE_ONLY:
+            engine_only = False
+
+    group_filters = []
+    k = 0
+    for g in range(n_groups):
+        t.shared[g] = shared[g]
+        t.member_start[g] = k
+        for i in members[g]:
+            t.members[k] = i
+            k += 1
+        group_filters.append(compiled[id(groups[g])])
+        # All groups are due at the first firing.
+        t.heap_due[g] = BEFORE_ALL
+        t.heap_group[g] = g
+    t.member_start[n_groups] = k
+    t.groups = tuple(group_filters)
+    t.heap_len = n_groups
+    t.next_due = BEFORE_ALL if n_groups else NEVER
+    t.last_count = BEFORE_ALL
+    t.watch_count = attr is not None and watch
+    t.engine_only = engine_only
+    return t
+
+
+@cython.final
+cdef class Tables:
+    """Slots, counters and dispatch tables of one engine (see _dispatch_py.Tables)."""
+
+    def __cinit__(self):
+        self.slots = {}
+        self.slot_by_id = {}
+        self.events = []
+        self.tables = []
+        self.id_objects = []
+
+    def __dealloc__(self):
+        free(self.counts)
+        free(self.id_keys)
+        free(self.id_slots)
+
+    # -- registration (cold) -------------------------------------------------
+
+    def add_event(self, event) -> int:
+        cdef Py_ssize_t cap
+        slot = self.slots.get(event)
+        if slot is None:
+            slot = len(self.events)
+            if self.n_slots == self.cap:
+                cap = 2 * self.cap + 16
+                counts = <int64_t *>realloc(self.counts, cap * sizeof(int64_t))
+                if counts is NULL:
+                    raise MemoryError()
+                self.counts = counts
+                self.cap = cap
+            self.counts[self.n_slots] = 0
+            self.n_slots += 1
+            self.slots[event] = slot
+            self.events.append(event)
+            self.tables.append(STALE)
+        self.slot_by_id[id(event)] = slot
+        self.remember(event, slot)
+        return slot
+
+    cdef int remember(self, object event, Py_ssize_t slot) except -1:
+        """Index ``event`` by identity (the object is kept alive, so its address is its own)."""
+        cdef Py_ssize_t i, cap
+        for i in range(self.n_ids):
+            if self.id_keys[i] is <PyObject *>event:
+                self.id_slots[i] = slot
+                return 0
+        if self.n_ids == self.id_cap:
+            cap = 2 * self.id_cap + 16
+            keys = <PyObject **>realloc(self.id_keys, cap * sizeof(PyObject *))
+            if keys is NULL:
+                raise MemoryError()
+            self.id_keys = keys
+            slots = <Py_ssize_t *>realloc(self.id_slots, cap * sizeof(Py_ssize_t))
+            if slots is NULL:
+                raise MemoryError()
+            self.id_slots = slots
+            self.id_cap = cap
+        self.id_objects.append(event)
+        self.id_keys[self.n_ids] = <PyObject *>event
+        self.id_slots[self.n_ids] = slot
+        self.n_ids += 1
+        return 0
+
+    cdef Py_ssize_t find(self, object event) except -2:
+        """The slot of ``event``, -1 if none.  By identity first: the last
+        registered (custom) events are found first, with no __hash__ call."""
+        cdef Py_ssize_t i = self.n_ids
+        while i > 0:
+            i -= 1
+            if self.id_keys[i] is <PyObject *>event:
+                return self.id_slots[i]
+        slot = self.slots.get(event)
+        return -1 if slot is None else slot
+
+    def slot_of(self, event):
+        cdef Py_ssize_t slot = self.find(event)
+        return None if slot < 0 else slot
+
+    def invalidate(self, event) -> None:
+        slot = self.slots.get(event)
+        if slot is not None:
+            self.tables[slot] = STALE
+
+    def invalidate_all(self) -> None:
+        for slot in range(len(self.tables)):
+            self.tables[slot] = STALE
+
+    def reset_counts(self) -> None:
+        cdef Py_ssize_t slot
+        for slot in range(self.n_slots):
+            self.counts[slot] = 0
+
+    def build(self, engine, Py_ssize_t slot):
+        return self.build_c(engine, slot)
+
+    cdef Table build_c(self, object engine, Py_ssize_t slot):
+        event = self.events[slot]
+        entries = dict.get(engine._event_handlers, event)
+        table = None
+        if entries:
+            records = [_record(engine, i, entry) for i, entry in enumerate(entries)]
+            table = make_table(entries, records, State.event_to_attr.get(event))
+        self.tables[slot] = table
+        return table
+
+    def firings(self, Py_ssize_t slot) -> int:
+        """How many times the event of ``slot`` fired since the run started."""
+        if not 0 <= slot < self.n_slots:
+            raise IndexError(slot)
+        return self.counts[slot]
+
+    cdef object count_obj(self, object engine, Py_ssize_t slot):
+        attr = State.event_to_attr.get(self.events[slot])
+        return self.counts[slot] if attr is None else getattr(state_of(engine), attr)
+
+    def count(self, engine, Py_ssize_t slot) -> int:
+        """The count filters on this slot read (see _dispatch_py.Tables.count)."""
+        return self.count_obj(engine, slot)
+
+    # -- firing (hot) --------------------------------------------------------
+
+    def fire(self, engine, Py_ssize_t slot, tuple event_args=(), event_kwargs=None) -> None:
+        if not 0 <= slot < self.n_slots:
+            raise IndexError(slot)
+        self.fire_c(engine, slot, event_args, event_kwargs)
+
+    cdef int fire_c(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
+        set_field(engine, engine_layout(engine).last_event_name, A_LAST, <object>PyList_GET_ITEM(self.events, slot))
+        self.counts[slot] += 1
+        current = <object>PyList_GET_ITEM(self.tables, slot)
+        if current is None:
+            return 0
+        # A local reference: the table outlives this firing even if a handler
+        # makes the slot stale (and the list drops it) mid-walk.
+        cdef Table table
+        if current is STALE:
+            table = self.build_c(engine, slot)
+            if table is None:
+                return 0
+        else:
+            table = <Table>current
+        return table.fire(self, engine, slot, event_args, event_kwargs)
+
+    def fire_event(self, engine, event_name) -> None:
+        """Engine.fire_event for an engine on this twin."""
+        cdef Py_ssize_t slot = self.find(event_name)
+        if slot < 0:
+            engine._assert_allowed_event(event_name)  # raises, naming the event
+            raise RuntimeError(f"Internal error: {event_name!r} is allowed but has no slot; please report it.")
+        if _fire_event_overridden(engine):
+            engine._fire_event(event_name)
+            return
+        self.fire_c(engine, slot, (), None)
+
+
+cdef object _base_fire_event = None
+cdef str A_FIRE_EVENT = "_fire_event"
+
+
+cdef bint _fire_event_overridden(object engine) except -1:
+    """A subclass overriding _fire_event sees every firing, as in ignite."""
+    global _base_fire_event
+    if _base_fire_event is None:
+        from .engine import _BASE_FIRE_EVENT  # not at import: engine.py imports this module
+
+        _base_fire_event = _BASE_FIRE_EVENT
+    return _PyType_Lookup(Py_TYPE(engine), <PyObject *>A_FIRE_EVENT) is not <PyObject *>_base_fire_event
+
+
+def fire_event(engine, event_name) -> None:
+    """Fire a (registered) event now, e.g. a custom event from the process function."""
+    tables = get_field(engine, engine_layout(engine).tables, A_TABLES)
+    if type(tables) is Tables:
+        return (<Tables>tables).fire_event(engine, event_name)
+    return tables.fire_event(engine, event_name)  # an engine built on the other twin
+
+
+# ---------------------------------------------------------------------------
+# The run loop (see _dispatch_py.run_as_gen and _run_epoch)
+
+
+@cython.final
+cdef class _Run:
+    """What a run's loop needs: the engine, its tables, how to fire."""
+
+    cdef object engine
+    cdef Tables tables
+    cdef object fire_through  # a subclass's _fire_event sees every firing; else None
+    cdef bint interruptible
+
+    cdef inline int fire(self, Py_ssize_t slot, tuple event_args=(), object event_kwargs=None) except -1:
+        if self.fire_through is None:
+            return self.tables.fire_c(self.engine, slot, event_args, event_kwargs)
+        self.fire_through(self.engine, slot, event_args, event_kwargs)
+        return 0
+
+
+def _on_signal(_Run run):
+    """What a set flag means at a check point (see _dispatch_py._on_signal)."""
+    engine = run.engine
+    if engine.should_terminate:
+        raise TerminateRun()
+    if engine.should_terminate_single_epoch:
+        raise TerminateEpoch()
+    if run.interruptible and engine.should_interrupt:
+        run.fire(S_INTERRUPT)
+        engine.should_interrupt = False
+        yield engine.state
+
+
+def _fire_timed(_Run run, Py_ssize_t slot, times_key, elapsed):
+    start = time.time()
+    run.fire(slot)
+    elapsed += time.time() - start
+    state_of(run.engine).times[times_key] = elapsed
+    return elapsed
+
+
+def run_as_gen(engine, bint interruptible=True):
+    """ignite's run: STARTED, epochs until done or terminated, COMPLETED."""
+    cdef _Run run = _Run.__new__(_Run)
+    run.engine = engine
+    run.tables = engine._tables
+    run.fire_through = _pure._fire_through(engine) if engine._fire_event_overridden else None
+    run.interruptible = interruptible
+    engine.should_terminate = engine.should_terminate_single_epoch = engine.should_interrupt = False
+    times = engine.state.times
+    times[_EPOCH_COMPLETED] = 0.0
+    times[_COMPLETED] = 0.0
+    start_time = time.time()
+    try:
+        try:
+            run.fire(S_STARTED)
+            if signalled(engine):
+                yield from _on_signal(run)
+            while not engine._is_done(engine.state) and not engine.should_terminate:
+                engine.state.epoch += 1
+                handlers_start = time.time()
+                run.fire(S_EPOCH_STARTED)
+                epoch_time = time.time() - handlers_start
+                if signalled(engine):
+                    yield from _on_signal(run)
+                if engine._dataloader_iter is None:
+                    engine._setup_engine()
+                epoch_time += yield from _run_epoch(run)
+                engine.state.times[_EPOCH_COMPLETED] = epoch_time
+                if engine.should_terminate_single_epoch != "skip_epoch_completed":
+                    epoch_time = _fire_timed(run, S_EPOCH_COMPLETED, _EPOCH_COMPLETED, epoch_time)
+                if engine.should_terminate_single_epoch:
+                    engine.should_terminate_single_epoch = False
+                if signalled(engine):
+                    yield from _on_signal(run)
+                engine.logger.info("Epoch[%s] Complete. Time taken: %s", engine.state.epoch,
+                                   _hours_mins_secs(epoch_time))
+        except TerminateRun:
+            run.fire(S_TERMINATE)
+        except TerminateEpoch:
+            raise RuntimeError(
+                "The method terminate_epoch() should not be called on Event.STARTED or Event.EPOCH_STARTED. "
+                "If this is a desired behaviour, please open a feature request on "
+                "https://github.com/pytorch/ignite/issues/new/choose"
+            ) from None
+        time_taken = time.time() - start_time
+        engine.state.times[_COMPLETED] = time_taken
+        if engine.should_terminate != "skip_completed":
+            time_taken = _fire_timed(run, S_COMPLETED, _COMPLETED, time_taken)
+        engine.logger.info("Engine run finished. Time taken: %s", _hours_mins_secs(time_taken))
+    except GeneratorExit:
+        # An interrupted run whose engine is being discarded: nothing to report.
+        engine._dataloader_iter = None
+        raise
+    except BaseException as e:
+        engine._dataloader_iter = None
+        engine.logger.error("Engine run is terminating due to exception: %s", e)
+        engine._handle_exception(e)
+    engine._dataloader_iter = None
+    return engine.state
+
+
+cdef inline bint _equals(Py_ssize_t n, object value) except -1:
+    """``n == value`` for the int counts the loop compares, without making an int object."""
+    cdef int64_t v
+    if as_count(value, &v):
+        return n == v
+    return n == value
+
+
+def _run_epoch(_Run run):
+    """One epoch of iterations; returns the time it took (see _dispatch_py._run_epoch).
+
+    Every attribute is read afresh where the pure twin (and ignite) reads it,
+    because any handler may replace it; reading a slot costs a pointer load.
+    """
+    cdef object engine = run.engine
+    cdef Py_ssize_t iter_counter
+    cdef bint should_exit = False, exhausted
+    cdef EngineLayout *el
+    cdef StateLayout *sl
+    start_time = time.time()
+    init_iter = engine._init_iter
+    iter_counter = 0 if init_iter is None else init_iter
+    engine._init_iter = None
+    try:
+        if engine._dataloader_iter is None:
+            raise RuntimeError("Internal error, the data iterator is None at the start of an epoch; please report it.")
+        while True:
+            state = state_of(engine)
+            set_field(state, state_layout(state).batch, A_BATCH, None)
+            exhausted = False
+            try:
+                # Right after DATALOADER_STOP_ITERATION the restarted data is read
+                # without a second GET_BATCH_STARTED, as in ignite.
+                el = engine_layout(engine)
+                last = get_field(engine, el.last_event_name, A_LAST)
+                if last is not _DSI and (type(last) is Events or last != _DSI):
+                    state = state_of(engine)
+                    if get_field(state, state_layout(state).dataloader, A_DATALOADER) is not None:
+                        run.fire(S_GET_BATCH_STARTED)
+                        if signalled(engine):
+                            yield from _on_signal(run)
+                el = engine_layout(engine)
+                batch = next(get_field(engine, el.dataloader_iter, A_ITER), _EXHAUSTED)
+                if batch is _EXHAUSTED:
+                    exhausted = True
+                else:
+                    state = state_of(engine)
+                    sl = state_layout(state)
+                    set_field(state, sl.batch, A_BATCH, batch)
+                    set_field(state, sl.output, A_OUTPUT, None)
+                    if get_field(state, sl.dataloader, A_DATALOADER) is not None:
+                        run.fire(S_GET_BATCH_COMPLETED)
+                        if signalled(engine):
+                            yield from _on_signal(run)
+                    iter_counter += 1
+                    should_exit = False
+            except StopIteration:
+                exhausted = True
+            if exhausted:
+                state = engine.state
+                if state.epoch_length is None:
+                    # Data of unknown length: its first end fixes the epoch length.
+                    state.epoch_length = iter_counter
+                    if state.max_iters is not None:
+                        state.max_epochs = math.ceil(state.max_iters / state.epoch_length)
+                    break
+                if should_exit:
+                    # Restarting the data gave nothing either.
+                    if not engine._is_done(state):
+                        total = (state.epoch_length * state.max_epochs if state.max_epochs is not None
+                                 else state.max_iters)
+                        warnings.warn(
+                            "Data iterator can not provide data anymore but required total number of "
+                            "iterations to run is not reached. "
+                            f"Current iteration: {state.iteration} vs Total iterations to run : {total}"
+                        )
+                    break
+                if state.dataloader is not None:
+                    run.fire(S_DATALOADER_STOP_ITERATION)
+                    if signalled(engine):
+                        yield from _on_signal(run)
+                engine._setup_dataloader_iter()
+                should_exit = True
+                continue
+
+            state = state_of(engine)
+            sl = state_layout(state)
+            set_field(state, sl.iteration, A_ITERATION, get_field(state, sl.iteration, A_ITERATION) + 1)
+            run.fire(S_ITERATION_STARTED)
+            if signalled(engine):
+                yield from _on_signal(run)
+            el = engine_layout(engine)
+            process_function = get_field(engine, el.process_function, A_PROCESS)
+            state = get_field(engine, el.state, A_STATE)
+            output = process_function(engine, get_field(state, state_layout(state).batch, A_BATCH))
+            state = state_of(engine)
+            set_field(state, state_layout(state).output, A_OUTPUT, output)
+            run.fire(S_ITERATION_COMPLETED)
+            if signalled(engine):
+                yield from _on_signal(run)
+
+            state = state_of(engine)
+            sl = state_layout(state)
+            epoch_length = get_field(state, sl.epoch_length, A_EPOCH_LENGTH)
+            if epoch_length is not None and _equals(iter_counter, epoch_length):
+                break
+            max_iters = get_field(state, sl.max_iters, A_MAX_ITERS)
+            if max_iters is not None and get_field(state, sl.iteration, A_ITERATION) == max_iters:
+                engine.should_terminate = True
+                raise TerminateRun()
+    except TerminateEpoch:
+        run.fire(S_TERMINATE_SINGLE_EPOCH, (), {"iter_counter": iter_counter})
+        engine._setup_dataloader_iter()
+    except TerminateRun:
+        raise
+    except Exception as e:
+        engine.logger.error("Current run is terminating due to exception: %s", e)
+        engine._handle_exception(e)
+    return time.time() - start_time
