@@ -4,6 +4,8 @@
 from cpython.object cimport PyObject, PyTypeObject
 from libc.stdint cimport int64_t
 
+from ._fields cimport Field
+
 
 cdef struct Record:
     # One registered handler, as the firing calls it.  The pointers are
@@ -19,16 +21,16 @@ cdef struct Record:
 
 
 cdef struct EngineLayout:
-    # Offsets of the engine attributes the loop touches (0: through getattr).
+    # Where the engine keeps the attributes the loop touches.
     PyTypeObject *type
     unsigned int version
-    Py_ssize_t state, last_event_name, signal, dataloader_iter, process_function, tables
+    Field state, signal, dataloader_iter, process_function, tables
 
 
 cdef struct StateLayout:
     PyTypeObject *type
     unsigned int version
-    Py_ssize_t iteration, epoch, batch, output, dataloader, epoch_length, max_iters
+    Field iteration, epoch, batch, output, dataloader, epoch_length, max_iters
 
 
 cdef class CFilter:
@@ -91,6 +93,8 @@ cdef class Tables:
     cdef Py_ssize_t *id_slots
     cdef Py_ssize_t n_ids, id_cap
     cdef list id_objects          # owns what id_keys points to
+    cdef Py_ssize_t last_slot     # engine.last_event_name: the event of this slot, or
+    cdef object last_other        # when last_slot is -1, this object (set by assignment)
     cdef object __weakref__
 
     cdef int remember(self, object event, Py_ssize_t slot) except -1
@@ -98,3 +102,4 @@ cdef class Tables:
     cdef object count_obj(self, object engine, Py_ssize_t slot)
     cdef Table build_c(self, object engine, Py_ssize_t slot)
     cdef int fire_c(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1
+    cdef int fire_table(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1

@@ -23,7 +23,7 @@ through Python, without the due-count schedule.
 """
 
 cimport cython
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_INCREF
@@ -31,7 +31,10 @@ from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memset
 
-from ._fields cimport _PyType_Lookup, get_field, set_field, slot_offset, version_of
+from ._fields cimport (
+    Field, _PyType_Lookup, field_is, field_is_none, field_is_true, field_of, get_field, peek_field, raw_version,
+    set_field, version_of,
+)
 
 import math
 import time
@@ -103,6 +106,12 @@ cdef enum:
     K_THROTTLE = 6
     K_TIMEOUT = 7
 
+cdef extern from "Python.h":
+    PyObject *item "PyList_GET_ITEM"(PyObject *list, Py_ssize_t index)  # borrowed, no check
+    object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf, PyObject *kwnames)
+    size_t PY_VECTORCALL_ARGUMENTS_OFFSET
+
+
 cdef object _EXHAUSTED = object()  # next()'s default: the data iterator is exhausted
 cdef object _DSI = Events.DATALOADER_STOP_ITERATION
 _EPOCH_COMPLETED = Events.EPOCH_COMPLETED.name  # keys of state.times
@@ -162,53 +171,66 @@ cdef int64_t as_due(object due) except? -1:
 
 cdef EngineLayout _engine
 cdef StateLayout _state
-cdef str A_STATE = "state", A_LAST = "last_event_name", A_SIGNAL = "_signal", A_ITER = "_dataloader_iter"
+# Attribute names: module constants, so the Fields' borrowed pointers stay valid.
+cdef str A_STATE = "state", A_SIGNAL = "_signal", A_ITER = "_dataloader_iter"
 cdef str A_PROCESS = "_process_function", A_TABLES = "_tables"
 cdef str A_ITERATION = "iteration", A_EPOCH = "epoch", A_BATCH = "batch", A_OUTPUT = "output"
 cdef str A_DATALOADER = "dataloader", A_EPOCH_LENGTH = "epoch_length", A_MAX_ITERS = "max_iters"
 
 
 cdef inline EngineLayout *engine_layout(object engine):
+    """The layout of the engine's type, in the module's one-entry cache."""
     cdef PyTypeObject *tp = Py_TYPE(engine)
-    if tp is not _engine.type or _engine.version == 0 or version_of(tp) != _engine.version:
-        _engine.type = tp
-        _engine.state = slot_offset(tp, A_STATE)
-        _engine.last_event_name = slot_offset(tp, A_LAST)
-        _engine.signal = slot_offset(tp, A_SIGNAL)
-        _engine.dataloader_iter = slot_offset(tp, A_ITER)
-        _engine.process_function = slot_offset(tp, A_PROCESS)
-        _engine.tables = slot_offset(tp, A_TABLES)
-        _engine.version = version_of(tp)  # after the lookups, which assign it
+    if tp is not _engine.type or raw_version(tp) != _engine.version:
+        resolve_engine(&_engine, tp)
     return &_engine
+
+
+cdef void resolve_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:
+    layout.type = tp
+    layout.state = field_of(tp, A_STATE)
+    layout.signal = field_of(tp, A_SIGNAL)
+    layout.dataloader_iter = field_of(tp, A_ITER)
+    layout.process_function = field_of(tp, A_PROCESS)
+    layout.tables = field_of(tp, A_TABLES)
+    # After the lookups, which assign the tag.  A type without one (0) matches
+    # no tag, and is resolved again at every check: slower, never wrong.
+    layout.version = version_of(tp)
+    if layout.version == 0:
+        layout.type = NULL
 
 
 cdef inline StateLayout *state_layout(object state):
     cdef PyTypeObject *tp = Py_TYPE(state)
-    if tp is not _state.type or _state.version == 0 or version_of(tp) != _state.version:
-        _state.type = tp
-        _state.iteration = slot_offset(tp, A_ITERATION)
-        _state.epoch = slot_offset(tp, A_EPOCH)
-        _state.batch = slot_offset(tp, A_BATCH)
-        _state.output = slot_offset(tp, A_OUTPUT)
-        _state.dataloader = slot_offset(tp, A_DATALOADER)
-        _state.epoch_length = slot_offset(tp, A_EPOCH_LENGTH)
-        _state.max_iters = slot_offset(tp, A_MAX_ITERS)
-        _state.version = version_of(tp)
+    if tp is not _state.type or raw_version(tp) != _state.version:
+        resolve_state(&_state, tp)
     return &_state
 
 
+cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept:
+    layout.type = tp
+    layout.iteration = field_of(tp, A_ITERATION)
+    layout.epoch = field_of(tp, A_EPOCH)
+    layout.batch = field_of(tp, A_BATCH)
+    layout.output = field_of(tp, A_OUTPUT)
+    layout.dataloader = field_of(tp, A_DATALOADER)
+    layout.epoch_length = field_of(tp, A_EPOCH_LENGTH)
+    layout.max_iters = field_of(tp, A_MAX_ITERS)
+    layout.version = version_of(tp)
+    if layout.version == 0:
+        layout.type = NULL
+
+
 cdef inline object state_of(object engine):
-    return get_field(engine, engine_layout(engine).state, A_STATE)
+    return get_field(engine, engine_layout(engine).state)
 
 
 cdef inline bint signalled(object engine) except -1:
     """engine._signal: one of terminate / terminate_epoch / interrupt was asked for."""
-    cdef object signal = get_field(engine, engine_layout(engine).signal, A_SIGNAL)
+    cdef object signal = get_field(engine, engine_layout(engine).signal)
     if signal is False:
         return False
-    if signal is True:
-        return True
-    return bool(signal)
+    return signal is True or bool(signal)
 
 
 # ---------------------------------------------------------------------------
@@ -504,7 +526,7 @@ cdef class Table:
         if self.engine_only and simple:
             for i in range(self.n_records):
                 (<object>self.records[i].handler)(engine)
-                if PyList_GET_ITEM(tables.tables, slot) is not <PyObject *>self:
+                if item(<PyObject *>tables.tables, slot) is not <PyObject *>self:
                     # The handler changed this event's handlers: finish as ignite does.
                     call_entries(engine, self.entries, i + 1, self.attr, tables.count_obj(engine, slot),
                                  event_args, event_kwargs)
@@ -608,9 +630,9 @@ cdef class Table:
     cdef object read_count(self, object engine):
         state = state_of(engine)
         if self.attr_kind == ATTR_ITERATION:
-            return get_field(state, state_layout(state).iteration, A_ITERATION)
+            return get_field(state, state_layout(state).iteration)
         if self.attr_kind == ATTR_EPOCH:
-            return get_field(state, state_layout(state).epoch, A_EPOCH)
+            return get_field(state, state_layout(state).epoch)
         return getattr(state, self.attr)
 
     cdef int walk(self, Tables tables, object engine, Py_ssize_t slot, Py_ssize_t *selected, Py_ssize_t n_sel,
@@ -643,7 +665,7 @@ cdef class Table:
                 _call(engine, handler, r.shape, <object>r.args, <object>r.kwargs, event_args)
             # The handler changed this event's handlers, or the count the remaining
             # filters read: finish over the live list, as ignite's loop would.
-            if PyList_GET_ITEM(tables.tables, slot) is not <PyObject *>self or (
+            if item(<PyObject *>tables.tables, slot) is not <PyObject *>self or (
                 self.watch_count and self.count_moved(engine, count_obj)
             ):
                 call_entries(engine, self.entries, r.index + 1, self.attr,
@@ -778,6 +800,7 @@ cdef class Tables:
     """Slots, counters and dispatch tables of one engine (see _dispatch_py.Tables)."""
 
     def __cinit__(self):
+        self.last_slot = -1
         self.slots = {}
         self.slot_by_id = {}
         self.events = []
@@ -847,6 +870,18 @@ cdef class Tables:
         slot = self.slots.get(event)
         return -1 if slot is None else slot
 
+    @property
+    def last_event(self):
+        """engine.last_event_name."""
+        if self.last_slot >= 0:
+            return self.events[self.last_slot]
+        return self.last_other
+
+    @last_event.setter
+    def last_event(self, event):
+        self.last_slot = -1
+        self.last_other = event
+
     def slot_of(self, event):
         cdef Py_ssize_t slot = self.find(event)
         return None if slot < 0 else slot
@@ -900,14 +935,20 @@ cdef class Tables:
         self.fire_c(engine, slot, event_args, event_kwargs)
 
     cdef int fire_c(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
-        set_field(engine, engine_layout(engine).last_event_name, A_LAST, <object>PyList_GET_ITEM(self.events, slot))
+        self.last_slot = slot
         self.counts[slot] += 1
-        current = <object>PyList_GET_ITEM(self.tables, slot)
-        if current is None:
+        if item(<PyObject *>self.tables, slot) is <PyObject *>None:
             return 0
+        return self.fire_table(engine, slot, event_args, event_kwargs)
+
+    cdef int fire_table(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
+        """The handlers' part of a firing, once the slot has a table (or a stale one)."""
         # A local reference: the table outlives this firing even if a handler
         # makes the slot stale (and the list drops it) mid-walk.
         cdef Table table
+        current = <object>item(<PyObject *>self.tables, slot)
+        if current is None:
+            return 0
         if current is STALE:
             table = self.build_c(engine, slot)
             if table is None:
@@ -944,7 +985,7 @@ cdef bint _fire_event_overridden(object engine) except -1:
 
 def fire_event(engine, event_name) -> None:
     """Fire a (registered) event now, e.g. a custom event from the process function."""
-    tables = get_field(engine, engine_layout(engine).tables, A_TABLES)
+    tables = get_field(engine, engine_layout(engine).tables)
     if type(tables) is Tables:
         return (<Tables>tables).fire_event(engine, event_name)
     return tables.fire_event(engine, event_name)  # an engine built on the other twin
@@ -962,12 +1003,46 @@ cdef class _Run:
     cdef Tables tables
     cdef object fire_through  # a subclass's _fire_event sees every firing; else None
     cdef bint interruptible
+    # The loop's own layouts (not the module's cache, which nested runs of other
+    # engine types would keep re-resolving), checked after Python code ran.
+    cdef EngineLayout el
+    cdef StateLayout sl
 
-    cdef inline int fire(self, Py_ssize_t slot, tuple event_args=(), object event_kwargs=None) except -1:
-        if self.fire_through is None:
-            return self.tables.fire_c(self.engine, slot, event_args, event_kwargs)
-        self.fire_through(self.engine, slot, event_args, event_kwargs)
+    cdef int fire(self, Py_ssize_t slot) except -1:
+        """Fire one of the loop's events; 1 when Python code ran (see fire_now)."""
+        if self.fire_through is not None:
+            self.fire_through(self.engine, slot, (), None)
+            return 1
+        return fire_now(self.engine, engine_layout(self.engine), self.tables, slot)
+
+    cdef int fire_with(self, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
+        if self.fire_through is not None:
+            self.fire_through(self.engine, slot, event_args, event_kwargs)
+            return 0
+        return self.tables.fire_c(self.engine, slot, event_args, event_kwargs)
+
+    cdef int fire_or_stop(self, Py_ssize_t slot) except -1:
+        """Fire GET_BATCH_*; 1 if a handler raised StopIteration, which ends
+        the data as ignite's ``except StopIteration`` around them does."""
+        try:
+            self.fire(slot)
+        except StopIteration:
+            return 1
         return 0
+
+
+cdef inline int fire_now(object engine, EngineLayout *el, Tables tables, Py_ssize_t slot) except -1:
+    """Tables.fire_c for one of the loop's own events, inline: with no handler
+    on the event (the common case) a firing is the last event's slot and the
+    count, two integer stores.  Arguments are the caller's locals: no
+    reference is taken.
+    Returns 1 when handlers ran (and may have changed anything), else 0."""
+    tables.last_slot = slot
+    tables.counts[slot] += 1
+    if item(<PyObject *>tables.tables, slot) is <PyObject *>None:
+        return 0
+    tables.fire_table(engine, slot, (), None)
+    return 1  # Python code may have run
 
 
 def _on_signal(_Run run):
@@ -1052,73 +1127,227 @@ def run_as_gen(engine, bint interruptible=True):
     return engine.state
 
 
+cdef object _equals_obj = None  # the last int compared by _equals (held, so its address stays its own)
+cdef int64_t _equals_value = 0
+
+
 cdef inline bint _equals(Py_ssize_t n, object value) except -1:
-    """``n == value`` for the int counts the loop compares, without making an int object."""
+    """``n == value`` for the int counts the loop compares, without making an
+    int object; the value of the last int seen (the epoch length) is kept."""
+    global _equals_obj, _equals_value
     cdef int64_t v
+    if value is _equals_obj:
+        return n == _equals_value
     if as_count(value, &v):
+        _equals_obj = value
+        _equals_value = v
         return n == v
     return n == value
 
 
-def _run_epoch(_Run run):
-    """One epoch of iterations; returns the time it took (see _dispatch_py._run_epoch).
+cdef object _Events = Events
+cdef object _checked_last = None  # the last last_event_name compared with DATALOADER_STOP_ITERATION
+cdef bint _checked_is_dsi = False
 
-    Every attribute is read afresh where the pure twin (and ignite) reads it,
-    because any handler may replace it; reading a slot costs a pointer load.
+
+cdef inline bint _after_restart(Tables tables) except -1:
+    """Whether engine.last_event_name is DATALOADER_STOP_ITERATION, as ignite
+    compares it (by name, so a custom event is compared through Python).
+    Events do not change, so the answer for the last one compared is kept."""
+    global _checked_last, _checked_is_dsi
+    cdef Py_ssize_t slot = tables.last_slot
+    if slot == S_DATALOADER_STOP_ITERATION:
+        return True
+    if 0 <= slot < S_INTERRUPT + 1:
+        return False  # another built-in event
+    last = tables.last_event
+    if last is _DSI:
+        return True
+    if type(last) is _Events:
+        return False
+    if last is not _checked_last:
+        _checked_is_dsi = not (last != _DSI)
+        _checked_last = last
+    return _checked_is_dsi
+
+
+cdef struct Epoch:
+    Py_ssize_t iter_counter
+    bint should_exit
+    int phase       # where iterate() resumes
+
+
+# Phases of an iteration: each starts right after a check point of the pure twin.
+cdef enum:
+    P_TOP = 0       # state.batch = None; GET_BATCH_STARTED
+    P_READ = 1      # next(data); GET_BATCH_COMPLETED
+    P_COUNT = 2     # iter_counter, state.iteration; ITERATION_STARTED
+    P_PROCESS = 3   # process_function; ITERATION_COMPLETED
+    P_END = 4       # end of epoch, max_iters
+
+# What iterate() hands back to the generator.
+cdef enum:
+    R_SIGNAL = 1    # a check point saw a flag: run _on_signal, then resume at ep.phase
+    R_EXHAUSTED = 2 # the data ended, or a GET_BATCH_* handler raised StopIteration
+    R_EPOCH_END = 3
+    R_MAX_ITERS = 4
+
+
+cdef inline bint moved(_Run run, object state) except -1:
+    """After Python code may have run: check the engine's layout, and whether
+    engine.state is still ``state`` (then its layout is checked too)."""
+    cdef PyTypeObject *tp = Py_TYPE(run.engine)
+    if tp is not run.el.type or raw_version(tp) != run.el.version:
+        resolve_engine(&run.el, tp)
+    if not field_is(run.engine, run.el.state, state):
+        return True
+    tp = Py_TYPE(state)
+    if tp is not run.sl.type or raw_version(tp) != run.sl.version:
+        resolve_state(&run.sl, tp)
+    return False
+
+
+cdef object current_state(_Run run):
+    """engine.state, its layout checked (the first read, and after a replacement)."""
+    cdef PyTypeObject *tp = Py_TYPE(run.engine)
+    if tp is not run.el.type or raw_version(tp) != run.el.version:
+        resolve_engine(&run.el, tp)
+    state = get_field(run.engine, run.el.state)
+    tp = Py_TYPE(state)
+    if tp is not run.sl.type or raw_version(tp) != run.sl.version:
+        resolve_state(&run.sl, tp)
+    return state
+
+
+cdef int iterate(_Run run, Epoch *ep) except -1:
+    """Run iterations from ``ep.phase`` until the generator has work to do.
+
+    This is the body of the pure twin's ``while True`` in ``_run_epoch``, as a
+    plain C function: no generator frame, locals in registers.  Where the pure
+    twin may yield (a check point with a flag set), this returns R_SIGNAL with
+    the phase to resume at.  After anything that can run Python code (data,
+    handlers, the process function) ``moved`` checks the layouts and whether
+    the state was replaced, because that code may change either.
     """
     cdef object engine = run.engine
-    cdef Py_ssize_t iter_counter
-    cdef bint should_exit = False, exhausted
-    cdef EngineLayout *el
-    cdef StateLayout *sl
+    cdef Tables tables = run.tables
+    cdef bint direct = run.fire_through is None  # else every firing goes through a subclass's _fire_event
+    cdef EngineLayout *el = &run.el
+    cdef StateLayout *sl = &run.sl
+    cdef object state, batch, output, process_function
+    cdef int phase = ep.phase
+    cdef int ran
+    cdef PyObject *call_args[3]  # [0] is scratch the callee may use (PY_VECTORCALL_ARGUMENTS_OFFSET)
+    state = current_state(run)
+    while True:
+        if phase == P_TOP:
+            set_field(state, sl.batch, None)
+            # Right after DATALOADER_STOP_ITERATION the restarted data is read
+            # without a second GET_BATCH_STARTED, as in ignite.
+            if not _after_restart(tables):
+                if not field_is_none(state, sl.dataloader):
+                    stopped = run.fire_or_stop(S_GET_BATCH_STARTED)
+                    if moved(run, state):
+                        state = current_state(run)
+                    if stopped:
+                        ep.phase = P_TOP
+                        return R_EXHAUSTED
+                    if field_is_true(engine, el.signal):
+                        ep.phase = P_READ
+                        return R_SIGNAL
+            phase = P_READ
+        if phase == P_READ:
+            batch = next(get_field(engine, el.dataloader_iter), _EXHAUSTED)
+            if moved(run, state):
+                state = current_state(run)
+            if batch is _EXHAUSTED:
+                ep.phase = P_TOP
+                return R_EXHAUSTED
+            set_field(state, sl.batch, batch)
+            set_field(state, sl.output, None)
+            if not field_is_none(state, sl.dataloader):
+                stopped = run.fire_or_stop(S_GET_BATCH_COMPLETED)
+                if moved(run, state):
+                    state = current_state(run)
+                if stopped:
+                    ep.phase = P_TOP
+                    return R_EXHAUSTED
+                if field_is_true(engine, el.signal):
+                    ep.phase = P_COUNT
+                    return R_SIGNAL
+            phase = P_COUNT
+        if phase == P_COUNT:
+            ep.iter_counter += 1
+            ep.should_exit = False
+            set_field(state, sl.iteration, get_field(state, sl.iteration) + 1)
+            ran = fire_now(engine, el, tables, S_ITERATION_STARTED) if direct else run.fire(S_ITERATION_STARTED)
+            if ran:
+                if moved(run, state):
+                    state = current_state(run)
+            if field_is_true(engine, el.signal):
+                ep.phase = P_PROCESS
+                return R_SIGNAL
+            phase = P_PROCESS
+        if phase == P_PROCESS:
+            process_function = get_field(engine, el.process_function)
+            batch = get_field(state, sl.batch)
+            call_args[1] = <PyObject *>engine
+            call_args[2] = <PyObject *>batch
+            output = PyObject_Vectorcall(process_function, &call_args[1], 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+            if moved(run, state):
+                state = current_state(run)
+            set_field(state, sl.output, output)
+            ran = fire_now(engine, el, tables, S_ITERATION_COMPLETED) if direct else run.fire(S_ITERATION_COMPLETED)
+            if ran:
+                if moved(run, state):
+                    state = current_state(run)
+            if field_is_true(engine, el.signal):
+                ep.phase = P_END
+                return R_SIGNAL
+        # P_END
+        if not field_is_none(state, sl.epoch_length):
+            if _equals(ep.iter_counter, get_field(state, sl.epoch_length)):
+                ep.phase = P_TOP
+                return R_EPOCH_END
+        if not field_is_none(state, sl.max_iters):
+            if get_field(state, sl.iteration) == get_field(state, sl.max_iters):
+                ep.phase = P_TOP
+                return R_MAX_ITERS
+        phase = P_TOP
+
+
+def _run_epoch(_Run run):
+    """One epoch of iterations; returns the time it took (see _dispatch_py._run_epoch)."""
+    cdef Epoch ep
+    cdef int status
+    engine = run.engine
     start_time = time.time()
     init_iter = engine._init_iter
-    iter_counter = 0 if init_iter is None else init_iter
+    ep.iter_counter = 0 if init_iter is None else init_iter
+    ep.should_exit = False
+    ep.phase = P_TOP
     engine._init_iter = None
     try:
         if engine._dataloader_iter is None:
             raise RuntimeError("Internal error, the data iterator is None at the start of an epoch; please report it.")
         while True:
-            state = state_of(engine)
-            set_field(state, state_layout(state).batch, A_BATCH, None)
-            exhausted = False
-            try:
-                # Right after DATALOADER_STOP_ITERATION the restarted data is read
-                # without a second GET_BATCH_STARTED, as in ignite.
-                el = engine_layout(engine)
-                last = get_field(engine, el.last_event_name, A_LAST)
-                if last is not _DSI and (type(last) is Events or last != _DSI):
-                    state = state_of(engine)
-                    if get_field(state, state_layout(state).dataloader, A_DATALOADER) is not None:
-                        run.fire(S_GET_BATCH_STARTED)
-                        if signalled(engine):
-                            yield from _on_signal(run)
-                el = engine_layout(engine)
-                batch = next(get_field(engine, el.dataloader_iter, A_ITER), _EXHAUSTED)
-                if batch is _EXHAUSTED:
-                    exhausted = True
-                else:
-                    state = state_of(engine)
-                    sl = state_layout(state)
-                    set_field(state, sl.batch, A_BATCH, batch)
-                    set_field(state, sl.output, A_OUTPUT, None)
-                    if get_field(state, sl.dataloader, A_DATALOADER) is not None:
-                        run.fire(S_GET_BATCH_COMPLETED)
-                        if signalled(engine):
-                            yield from _on_signal(run)
-                    iter_counter += 1
-                    should_exit = False
-            except StopIteration:
-                exhausted = True
-            if exhausted:
+            status = iterate(run, &ep)
+            if status == R_SIGNAL:
+                yield from _on_signal(run)
+            elif status == R_EPOCH_END:
+                break
+            elif status == R_MAX_ITERS:
+                engine.should_terminate = True
+                raise TerminateRun()
+            else:  # R_EXHAUSTED: the pure twin's ``except StopIteration``
                 state = engine.state
                 if state.epoch_length is None:
                     # Data of unknown length: its first end fixes the epoch length.
-                    state.epoch_length = iter_counter
+                    state.epoch_length = ep.iter_counter
                     if state.max_iters is not None:
                         state.max_epochs = math.ceil(state.max_iters / state.epoch_length)
                     break
-                if should_exit:
+                if ep.should_exit:
                     # Restarting the data gave nothing either.
                     if not engine._is_done(state):
                         total = (state.epoch_length * state.max_epochs if state.max_epochs is not None
@@ -1134,36 +1363,9 @@ def _run_epoch(_Run run):
                     if signalled(engine):
                         yield from _on_signal(run)
                 engine._setup_dataloader_iter()
-                should_exit = True
-                continue
-
-            state = state_of(engine)
-            sl = state_layout(state)
-            set_field(state, sl.iteration, A_ITERATION, get_field(state, sl.iteration, A_ITERATION) + 1)
-            run.fire(S_ITERATION_STARTED)
-            if signalled(engine):
-                yield from _on_signal(run)
-            el = engine_layout(engine)
-            process_function = get_field(engine, el.process_function, A_PROCESS)
-            state = get_field(engine, el.state, A_STATE)
-            output = process_function(engine, get_field(state, state_layout(state).batch, A_BATCH))
-            state = state_of(engine)
-            set_field(state, state_layout(state).output, A_OUTPUT, output)
-            run.fire(S_ITERATION_COMPLETED)
-            if signalled(engine):
-                yield from _on_signal(run)
-
-            state = state_of(engine)
-            sl = state_layout(state)
-            epoch_length = get_field(state, sl.epoch_length, A_EPOCH_LENGTH)
-            if epoch_length is not None and _equals(iter_counter, epoch_length):
-                break
-            max_iters = get_field(state, sl.max_iters, A_MAX_ITERS)
-            if max_iters is not None and get_field(state, sl.iteration, A_ITERATION) == max_iters:
-                engine.should_terminate = True
-                raise TerminateRun()
+                ep.should_exit = True
     except TerminateEpoch:
-        run.fire(S_TERMINATE_SINGLE_EPOCH, (), {"iter_counter": iter_counter})
+        run.fire_with(S_TERMINATE_SINGLE_EPOCH, (), {"iter_counter": ep.iter_counter})
         engine._setup_dataloader_iter()
     except TerminateRun:
         raise

@@ -195,7 +195,7 @@ def call_entries(
 class Tables:
     """Slots, counters and dispatch tables of one engine."""
 
-    __slots__ = ("slots", "slot_by_id", "events", "counts", "tables", "__weakref__")
+    __slots__ = ("slots", "slot_by_id", "events", "counts", "tables", "last_event", "__weakref__")
 
     def __init__(self) -> None:
         self.slots: dict = {}  # event -> slot (events compare by name)
@@ -203,6 +203,7 @@ class Tables:
         self.events: list = []  # slot -> the event object registered first
         self.counts: list = []  # slot -> firings since the run started
         self.tables: list = []  # slot -> None | STALE | Table
+        self.last_event: Any = None  # engine.last_event_name
 
     # -- registration (cold) -------------------------------------------------
 
@@ -270,7 +271,7 @@ class Tables:
         self.fire(engine, slot)
 
     def fire(self, engine: Any, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
-        engine.last_event_name = self.events[slot]
+        self.last_event = self.events[slot]
         counts = self.counts
         counts[slot] += 1
         tables = self.tables

@@ -18,6 +18,8 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 cdef extern from "Python.h":
     PyObject *_PyType_Lookup(PyTypeObject *type, PyObject *name)  # borrowed, no error set
     PyTypeObject PyMemberDescr_Type
+    PyObject *Py_True
+    PyObject *Py_False
 
 
 cdef extern from "structmember.h":
@@ -39,41 +41,117 @@ cdef extern from *:
     static inline unsigned int fastignite_version_of(PyTypeObject *tp) {
         return PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG) ? tp->tp_version_tag : 0;
     }
+    /* The tag alone: CPython zeroes it whenever it invalidates it. */
+    static inline unsigned int fastignite_raw_version(PyTypeObject *tp) { return tp->tp_version_tag; }
+    /* getattr / setattr out of line, so that the inline fast paths stay small. */
+    #if defined(__GNUC__)
+    #define FASTIGNITE_NOINLINE __attribute__((noinline))
+    #elif defined(_MSC_VER)
+    #define FASTIGNITE_NOINLINE __declspec(noinline)
+    #else
+    #define FASTIGNITE_NOINLINE
+    #endif
+    static CYTHON_UNUSED FASTIGNITE_NOINLINE PyObject *fastignite_get_slow(PyObject *obj, PyObject *name) {
+        return PyObject_GetAttr(obj, name);
+    }
+    static CYTHON_UNUSED FASTIGNITE_NOINLINE int fastignite_set_slow(PyObject *obj, PyObject *name, PyObject *value) {
+        return PyObject_SetAttr(obj, name, value);
+    }
     """
     PyMemberDef *fastignite_member_of(PyObject *descr)
     unsigned int version_of "fastignite_version_of"(PyTypeObject *tp)
+    unsigned int raw_version "fastignite_raw_version"(PyTypeObject *tp)
+    object get_slow "fastignite_get_slow"(object obj, str name)
+    int set_slow "fastignite_set_slow"(object obj, str name, object value) except -1
 
 
-cdef inline Py_ssize_t slot_offset(PyTypeObject *tp, str name):
-    """The offset of ``name`` if ``tp`` keeps it in a writable object slot, else 0."""
+cdef struct Field:
+    Py_ssize_t offset   # of the attribute's object slot; 0: through getattr / setattr
+    PyObject *name      # the attribute's name (a str the resolving module keeps alive)
+
+
+cdef inline Field field_of(PyTypeObject *tp, str name):
+    """Where ``tp`` keeps attribute ``name``: a writable object slot, or not (offset 0)."""
+    cdef Field field
     cdef PyObject *descr = _PyType_Lookup(tp, <PyObject *>name)
     cdef PyMemberDef *member
-    if descr is NULL or descr.ob_type is not &PyMemberDescr_Type:
-        return 0
-    member = fastignite_member_of(descr)
-    if member.type != T_OBJECT_EX or member.flags & READONLY:
-        return 0
-    return member.offset
+    field.name = <PyObject *>name
+    field.offset = 0
+    if descr is not NULL and descr.ob_type is &PyMemberDescr_Type:
+        member = fastignite_member_of(descr)
+        if member.type == T_OBJECT_EX and not (member.flags & READONLY):
+            field.offset = member.offset
+    return field
 
 
-cdef inline object get_field(object obj, Py_ssize_t offset, str name):
+# Fields are passed by value and the fast paths touch no reference count but
+# the value's: the attribute name is only needed, and only converted, on the
+# slow path.
+
+cdef inline object get_field(object obj, Field field):
     cdef PyObject *value
-    if offset:
-        value = (<PyObject **>(<char *><PyObject *>obj + offset))[0]
+    if field.offset:
+        value = (<PyObject **>(<char *><PyObject *>obj + field.offset))[0]
         if value is not NULL:
             return <object>value
-    return getattr(obj, name)  # unset slot or no slot: Python's own lookup and error
+    return get_slow(obj, <str>field.name)  # unset slot or no slot: Python's own lookup and error
 
 
-cdef inline int set_field(object obj, Py_ssize_t offset, str name, object value) except -1:
+cdef inline int set_field(object obj, Field field, object value) except -1:
+    return set_field_ptr(obj, field, <PyObject *>value)
+
+
+cdef inline int set_field_ptr(object obj, Field field, PyObject *value) except -1:
+    """set_field for a value the caller only borrows (e.g. a list item)."""
     cdef PyObject **slot
     cdef PyObject *old
-    if offset:
-        slot = <PyObject **>(<char *><PyObject *>obj + offset)
+    if field.offset:
+        slot = <PyObject **>(<char *><PyObject *>obj + field.offset)
         old = slot[0]
-        Py_INCREF(value)
-        slot[0] = <PyObject *>value
+        if old is value:
+            return 0  # e.g. batch None again: spare the two reference-count writes
+        Py_INCREF(<object>value)
+        slot[0] = value
         Py_XDECREF(old)  # last: a finalizer it runs sees the new value, as with setattr
         return 0
-    setattr(obj, name, value)
-    return 0
+    return set_slow(obj, <str>field.name, <object>value)
+
+
+cdef inline PyObject *peek_field(object obj, Field field):
+    """The field's value, borrowed, when it is in its slot; else NULL (then
+    use get_field).  Valid until Python code runs."""
+    if field.offset:
+        return (<PyObject **>(<char *><PyObject *>obj + field.offset))[0]
+    return NULL
+
+
+# Tests of a field's value that take no reference when it is in its slot.
+
+cdef inline bint field_is_none(object obj, Field field) except -1:
+    cdef PyObject *value
+    if field.offset:
+        value = (<PyObject **>(<char *><PyObject *>obj + field.offset))[0]
+        if value is not NULL:
+            return value is <PyObject *>None
+    return get_slow(obj, <str>field.name) is None
+
+
+cdef inline bint field_is_true(object obj, Field field) except -1:
+    cdef PyObject *value
+    if field.offset:
+        value = (<PyObject **>(<char *><PyObject *>obj + field.offset))[0]
+        if value is Py_False:
+            return False
+        if value is Py_True:
+            return True
+    return True if get_slow(obj, <str>field.name) else False
+
+
+cdef inline bint field_is(object obj, Field field, object value) except -1:
+    """Whether the field holds ``value`` itself."""
+    cdef PyObject *current
+    if field.offset:
+        current = (<PyObject **>(<char *><PyObject *>obj + field.offset))[0]
+        if current is not NULL:
+            return current is <PyObject *>value
+    return get_slow(obj, <str>field.name) is value

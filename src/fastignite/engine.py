@@ -113,7 +113,7 @@ class Engine:
     # What the loop touches at every iteration lives in slots, which the compiled
     # twin reads and writes in place; everything else is in the instance __dict__.
     __slots__ = (
-        "state", "last_event_name", "_signal", "_dataloader_iter", "_process_function", "_init_iter", "_tables",
+        "state", "_signal", "_dataloader_iter", "_process_function", "_init_iter", "_tables",
         "_should_terminate", "_should_terminate_single_epoch", "_should_interrupt", "__dict__", "__weakref__",
     )  # fmt: skip
 
@@ -156,6 +156,17 @@ class Engine:
     should_terminate = _Flag()
     should_terminate_single_epoch = _Flag()
     should_interrupt = _Flag()
+
+    # The last event fired.  The tables record it (the compiled twin as a slot
+    # number, at the cost of an integer store per firing instead of two
+    # reference-count updates); reading and assigning work as in ignite.
+    @property
+    def last_event_name(self) -> Any:
+        return self._tables.last_event
+
+    @last_event_name.setter
+    def last_event_name(self, event: Any) -> None:
+        self._tables.last_event = event
 
     def _update_signal(self) -> None:
         self._signal = bool(self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt)
