@@ -380,15 +380,16 @@ def _import_or_none(name: str) -> Any:
         return None
 
 
-def implementations() -> list[Implementation]:
-    """The implementations available in this process, in table order."""
+def implementations(with_ignite: bool = True) -> list[Implementation]:
+    """The implementations available in this process, in table order.
+    ``with_ignite=False`` leaves ignite out without importing it (and torch)."""
     impls = [Implementation("loop", "hand loop", 1, _prepare_hand_loop)]
     compiled = _import_or_none("fastignite._dispatch_c")
     if compiled is not None:
         impls.append(Implementation("compiled", "fastignite compiled", 1, _fastignite_preparer(compiled)))
     pure = importlib.import_module("fastignite._dispatch_py")
     impls.append(Implementation("pure", "fastignite pure", 1, _fastignite_preparer(pure)))
-    ignite = _import_or_none("ignite")
+    ignite = _import_or_none("ignite") if with_ignite else None
     if ignite is not None and _import_or_none("ignite.engine") is not None:
         impls.append(Implementation("ignite", f"ignite {ignite.__version__}", IGNITE_DIVISOR, _prepare_ignite))
     return impls

@@ -102,4 +102,5 @@ cdef class Tables:
     cdef object count_obj(self, object engine, Py_ssize_t slot)
     cdef Table build_c(self, object engine, Py_ssize_t slot)
     cdef int fire_c(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1
+    cdef int fire_event_c(self, object engine, object event_name) except -1
     cdef int fire_table(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1

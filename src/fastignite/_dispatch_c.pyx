@@ -959,14 +959,17 @@ cdef class Tables:
 
     def fire_event(self, engine, event_name) -> None:
         """Engine.fire_event for an engine on this twin."""
+        self.fire_event_c(engine, event_name)
+
+    cdef int fire_event_c(self, object engine, object event_name) except -1:
         cdef Py_ssize_t slot = self.find(event_name)
         if slot < 0:
             engine._assert_allowed_event(event_name)  # raises, naming the event
             raise RuntimeError(f"Internal error: {event_name!r} is allowed but has no slot; please report it.")
         if _fire_event_overridden(engine):
             engine._fire_event(event_name)
-            return
-        self.fire_c(engine, slot, (), None)
+            return 0
+        return self.fire_c(engine, slot, (), None)
 
 
 cdef object _base_fire_event = None
@@ -987,7 +990,8 @@ def fire_event(engine, event_name) -> None:
     """Fire a (registered) event now, e.g. a custom event from the process function."""
     tables = get_field(engine, engine_layout(engine).tables)
     if type(tables) is Tables:
-        return (<Tables>tables).fire_event(engine, event_name)
+        (<Tables>tables).fire_event_c(engine, event_name)
+        return None
     return tables.fire_event(engine, event_name)  # an engine built on the other twin
 
 
@@ -1024,6 +1028,11 @@ cdef class _Run:
     cdef int fire_or_stop(self, Py_ssize_t slot) except -1:
         """Fire GET_BATCH_*; 1 if a handler raised StopIteration, which ends
         the data as ignite's ``except StopIteration`` around them does."""
+        cdef Tables tables = self.tables
+        if self.fire_through is None and item(<PyObject *>tables.tables, slot) is <PyObject *>None:
+            tables.last_slot = slot  # no handler: nothing can raise
+            tables.counts[slot] += 1
+            return 0
         try:
             self.fire(slot)
         except StopIteration:

@@ -468,7 +468,7 @@ def _run_epoch(engine: Any, fire: Any, interruptible: bool) -> Any:
             try:
                 # Right after DATALOADER_STOP_ITERATION the restarted data is read
                 # without a second GET_BATCH_STARTED, as in ignite.
-                last = engine.last_event_name
+                last = engine._tables.last_event  # engine.last_event_name, without the property
                 if last is not _DSI and (type(last) is Events or last != _DSI):
                     if engine.state.dataloader is not None:
                         fire(engine, S_GET_BATCH_STARTED)

@@ -46,17 +46,24 @@ class FilteredHandler:
 
 class HandlerList(list):
     """One event's ``(handler, args, kwargs)`` entries; any change marks the
-    event's dispatch table stale."""
+    event's dispatch table stale.
+
+    The tables are held by weak reference (``tables_ref``): a built table holds
+    its list, so a strong reference back would be a cycle keeping every
+    handler alive after the engine is gone, until a collection.
+    """
 
     __slots__ = ("_key", "_tables")
 
-    def __init__(self, key: Any, tables: Any, entries: Any = ()) -> None:
+    def __init__(self, key: Any, tables_ref: weakref.ref, entries: Any = ()) -> None:
         super().__init__(entries)
         self._key = key
-        self._tables = tables
+        self._tables = tables_ref
 
     def _changed(self) -> None:
-        self._tables.invalidate(self._key)
+        tables = self._tables()
+        if tables is not None:
+            tables.invalidate(self._key)
 
 
 def _mutator(name: str) -> Callable:
@@ -91,7 +98,12 @@ class HandlerRegistry(dict):
 
     def __init__(self, tables: Any) -> None:
         super().__init__()
-        self._tables = tables
+        self._tables = weakref.ref(tables)  # weak, as in HandlerList
+
+    def _invalidate(self, key: Any) -> None:
+        tables = self._tables()
+        if tables is not None:
+            tables.invalidate(key)
 
     def __missing__(self, key: Any) -> HandlerList:
         entries = HandlerList(key, self._tables)
@@ -100,21 +112,21 @@ class HandlerRegistry(dict):
 
     def __setitem__(self, key: Any, entries: Any) -> None:
         dict.__setitem__(self, key, HandlerList(key, self._tables, entries))
-        self._tables.invalidate(key)
+        self._invalidate(key)
 
     def __delitem__(self, key: Any) -> None:
         dict.__delitem__(self, key)
-        self._tables.invalidate(key)
+        self._invalidate(key)
 
     def pop(self, key: Any, *default: Any) -> Any:
         try:
             return dict.pop(self, key, *default)
         finally:
-            self._tables.invalidate(key)
+            self._invalidate(key)
 
     def popitem(self) -> tuple:
         key, entries = dict.popitem(self)
-        self._tables.invalidate(key)
+        self._invalidate(key)
         return key, entries
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
@@ -128,4 +140,6 @@ class HandlerRegistry(dict):
 
     def clear(self) -> None:
         dict.clear(self)
-        self._tables.invalidate_all()
+        tables = self._tables()
+        if tables is not None:
+            tables.invalidate_all()

@@ -357,8 +357,13 @@ class Engine:
     def _handle_exception(self, e: BaseException) -> None:
         if dict.get(self._event_handlers, Events.EXCEPTION_RAISED):
             self._fire_event(Events.EXCEPTION_RAISED, e)
-        else:
+            return
+        try:
             raise e
+        finally:
+            # This frame is in e's traceback: holding e too would be a cycle
+            # (e -> traceback -> frame -> e) that keeps the engine until a collection.
+            del e
 
     # -- state_dict --------------------------------------------------------------
 
@@ -615,6 +620,9 @@ class Engine:
         self._setup_dataloader_iter()
         if self._init_iter is None:
             iteration = self.state.iteration
+            if not _is_int(iteration):
+                # A handler may store anything; the epoch's iteration count needs an int.
+                raise TypeError(f"engine.state.iteration should be an integer, got {iteration!r}")
             if self.state.epoch_length is not None:
                 iteration %= self.state.epoch_length
             self._init_iter = iteration
