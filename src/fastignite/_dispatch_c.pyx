@@ -109,6 +109,7 @@ cdef enum:
 cdef extern from "Python.h":
     PyObject *item "PyList_GET_ITEM"(PyObject *list, Py_ssize_t index)  # borrowed, no check
     object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf, PyObject *kwnames)
+    bint PyIter_Check(object obj)
     size_t PY_VECTORCALL_ARGUMENTS_OFFSET
 
 
@@ -1243,7 +1244,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
     cdef bint direct = run.fire_through is None  # else every firing goes through a subclass's _fire_event
     cdef EngineLayout *el = &run.el
     cdef StateLayout *sl = &run.sl
-    cdef object state, batch, output, process_function
+    cdef object state, batch, output, process_function, iterator
     cdef int phase = ep.phase
     cdef int ran
     cdef PyObject *call_args[3]  # [0] is scratch the callee may use (PY_VECTORCALL_ARGUMENTS_OFFSET)
@@ -1266,7 +1267,10 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                         return R_SIGNAL
             phase = P_READ
         if phase == P_READ:
-            batch = next(get_field(engine, el.dataloader_iter), _EXHAUSTED)
+            iterator = get_field(engine, el.dataloader_iter)
+            if not PyIter_Check(iterator):  # e.g. None after a nested run: next()'s own error
+                raise TypeError(f"'{type(iterator).__name__}' object is not an iterator")
+            batch = next(iterator, _EXHAUSTED)
             if moved(run, state):
                 state = current_state(run)
             if batch is _EXHAUSTED:
