@@ -744,7 +744,6 @@ def _forget_ping_mapping():
 
 
 @needs_compiled
-@pytest.mark.xfail(strict=True, reason="derandomized: finds the open nested-run difference (see _OPEN)")
 @_settings(300)
 @given(scenario=twin_scenarios)
 def test_random_scenarios_same_on_both_twins(scenario):
@@ -1044,8 +1043,8 @@ _FOUND = [
     (
         "nested-legacy-run-leaves-no-data-iterator",
         # The nested run() of a legacy engine ends by dropping the data iterator, so the outer
-        # loop's next() fails: CPython says "'NoneType' object is not an iterator", the compiled
-        # twin (Cython's next()) "NoneType object is not an iterator".
+        # loop's next() fails: CPython said "'NoneType' object is not an iterator", the compiled
+        # twin (Cython's next()) "NoneType object is not an iterator", until 8d9ba79.
         TwinScenario(
             RunSpec(("list", 2)),
             [HandlerSpec([_ev("ITERATION_STARTED")], takes_engine=False, actions={1: ("nested_run",)})],
@@ -1063,7 +1062,6 @@ _OPEN = {
     "filter-subclass-called-off-schedule-beyond-int64": "counts beyond +-2**62 leave the compiled schedule",
     "window-filter-at-a-non-integral-count": "non-int counts: the compiled twin evaluates every filter",
     "count-passed-to-a-wrapped-filter-keeps-its-type": "the compiled twin passes a new int, not the count object",
-    "nested-legacy-run-leaves-no-data-iterator": "a nested legacy run: the twins fail at different points",
 }
 _EXPLICIT_BOTH = [
     pytest.param(s, c, id=i, marks=[pytest.mark.xfail(strict=True, reason=_OPEN[i])] if i in _OPEN else [])
