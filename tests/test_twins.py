@@ -978,9 +978,9 @@ _FEATURES = [
     ),
 ]
 
-# Differences found by this test between the twins as they stood on 2026-11-21 (minimal
-# reproductions, from hypothesis' shrinking).  Each check proves that the scenario still reaches
-# the situation; which twin is right is for the comparison's reader to decide.
+# Differences this test found between the twins on 2026-11-21 (minimal reproductions, from
+# hypothesis' shrinking), all fixed since and kept as regression cases; the comments describe the
+# difference as found.  Each check proves that the scenario still reaches the situation.
 _FOUND = [
     (
         "float-iteration-set-by-a-handler",
@@ -1056,17 +1056,6 @@ _FOUND = [
 
 _EXPLICIT = [pytest.param(s, c, id=i) for i, s, c in _FEATURES + _FOUND]
 
-# Differences still open on 2026-11-21 (issue 3 stays open until they are fixed).  Strict:
-# once a twin is fixed, the XPASS fails the run, which says to remove the marker.
-_OPEN = {
-    "filter-subclass-called-off-schedule-beyond-int64": "counts beyond +-2**62 leave the compiled schedule",
-    "window-filter-at-a-non-integral-count": "non-int counts: the compiled twin evaluates every filter",
-    "count-passed-to-a-wrapped-filter-keeps-its-type": "the compiled twin passes a new int, not the count object",
-}
-_EXPLICIT_BOTH = [
-    pytest.param(s, c, id=i, marks=[pytest.mark.xfail(strict=True, reason=_OPEN[i])] if i in _OPEN else [])
-    for i, s, c in _FEATURES + _FOUND
-]
 
 
 @pytest.mark.parametrize(("scenario", "check"), _EXPLICIT)
@@ -1075,7 +1064,7 @@ def test_scenario_reaches_its_feature_on_the_pure_twin(scenario, check):
 
 
 @needs_compiled
-@pytest.mark.parametrize(("scenario", "check"), _EXPLICIT_BOTH)
+@pytest.mark.parametrize(("scenario", "check"), _EXPLICIT)
 def test_scenario_same_on_both_twins(scenario, check):
     assert_twins_agree(scenario, PURE, COMPILED)
 

@@ -32,7 +32,7 @@ from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memset
 
 from ._fields cimport (
-    Field, _PyType_Lookup, field_is, field_is_none, field_is_true, field_of, get_field, peek_field, raw_version,
+    _PyType_Lookup, field_is, field_is_none, field_is_true, field_of, get_field, raw_version,
     set_field, version_of,
 )
 
@@ -41,9 +41,9 @@ import time
 import warnings
 
 from . import _dispatch_py as _pure
-from ._dispatch_py import STALE, TerminateEpoch, TerminateRun, _hours_mins_secs, _record, call_entries
+from ._dispatch_py import STALE, TerminateEpoch, TerminateRun, _hours_mins_secs, _record, call_entries, group_records
 from .events import Events, State
-from .filters import AllOf, AnyOf, EventFilter, Every, Once, Throttle, Timeout, Window, is_gated, is_opaque, key_of
+from .filters import AllOf, AnyOf, EventFilter, Every, Once, Throttle, Timeout, Window, is_opaque
 
 __all__ = ["BACKEND", "Tables", "call_entries", "fire_event", "run_as_gen"]
 
@@ -87,6 +87,7 @@ assert (S_EPOCH_STARTED, S_EPOCH_COMPLETED, S_STARTED, S_COMPLETED, S_ITERATION_
 cdef int64_t NEVER = INT64_MAX
 cdef int64_t BEFORE_ALL = INT64_MIN
 cdef int64_t LIMIT = (<int64_t>1) << 62
+assert LIMIT == _pure.SCHEDULED
 
 # How a table reads the count its filters test.
 cdef enum:
@@ -181,10 +182,14 @@ cdef str A_DATALOADER = "dataloader", A_EPOCH_LENGTH = "epoch_length", A_MAX_ITE
 
 cdef inline EngineLayout *engine_layout(object engine):
     """The layout of the engine's type, in the module's one-entry cache."""
-    cdef PyTypeObject *tp = Py_TYPE(engine)
-    if tp is not _engine.type or raw_version(tp) != _engine.version:
-        resolve_engine(&_engine, tp)
+    check_engine(&_engine, Py_TYPE(engine))
     return &_engine
+
+
+cdef inline void check_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:
+    """Make ``layout`` that of ``tp`` as it is now (a type and version comparison)."""
+    if tp is not layout.type or raw_version(tp) != layout.version:
+        resolve_engine(layout, tp)
 
 
 cdef void resolve_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:
@@ -202,10 +207,13 @@ cdef void resolve_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:
 
 
 cdef inline StateLayout *state_layout(object state):
-    cdef PyTypeObject *tp = Py_TYPE(state)
-    if tp is not _state.type or raw_version(tp) != _state.version:
-        resolve_state(&_state, tp)
+    check_state(&_state, Py_TYPE(state))
     return &_state
+
+
+cdef inline void check_state(StateLayout *layout, PyTypeObject *tp) noexcept:
+    if tp is not layout.type or raw_version(tp) != layout.version:
+        resolve_state(layout, tp)
 
 
 cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept:
@@ -228,10 +236,7 @@ cdef inline object state_of(object engine):
 
 cdef inline bint signalled(object engine) except -1:
     """engine._signal: one of terminate / terminate_epoch / interrupt was asked for."""
-    cdef object signal = get_field(engine, engine_layout(engine).signal)
-    if signal is False:
-        return False
-    return signal is True or bool(signal)
+    return field_is_true(engine, engine_layout(engine).signal)
 
 
 # ---------------------------------------------------------------------------
@@ -706,29 +711,7 @@ cdef Table make_table(object entries, list records, object attr):
     t.attr = attr
     t.attr_kind = (ATTR_COUNTER if attr is None else ATTR_ITERATION if attr == "iteration"
                    else ATTR_EPOCH if attr == "epoch" else ATTR_OTHER)
-    groups = []    # group -> the filter of its first record (its schedule)
-    shared = []
-    members = []
-    by_key = {}
-    grouped = []
-    for handler, event_filter, shape, args, kwargs, index in records:
-        if event_filter is None:
-            group = -1
-        elif not is_gated(event_filter):
-            group = -2
-        else:
-            key = None if is_opaque(event_filter) else key_of(event_filter)
-            group = by_key.get(key) if key is not None else None
-            if group is None:
-                group = len(groups)
-                groups.append(event_filter)
-                shared.append(key is not None)
-                members.append([])
-                if key is not None:
-                    by_key[key] = group
-        if group >= 0:
-            members[group].append(len(grouped))
-        grouped.append((handler, event_filter, shape, args, kwargs, index, group))
+    grouped, groups, shared, members = group_records(records)
 
     compiled = {}  # id(filter) -> CFilter: a filter object shared by many handlers is compiled once
     owned = [grouped, compiled]
@@ -924,7 +907,7 @@ cdef class Tables:
         attr = State.event_to_attr.get(self.events[slot])
         return self.counts[slot] if attr is None else getattr(state_of(engine), attr)
 
-    def count(self, engine, Py_ssize_t slot) -> int:
+    def count(self, engine, Py_ssize_t slot):  # no `-> int`: Cython would coerce the count
         """The count filters on this slot read (see _dispatch_py.Tables.count)."""
         return self.count_obj(engine, slot)
 
@@ -1206,26 +1189,18 @@ cdef enum:
 cdef inline bint moved(_Run run, object state) except -1:
     """After Python code may have run: check the engine's layout, and whether
     engine.state is still ``state`` (then its layout is checked too)."""
-    cdef PyTypeObject *tp = Py_TYPE(run.engine)
-    if tp is not run.el.type or raw_version(tp) != run.el.version:
-        resolve_engine(&run.el, tp)
+    check_engine(&run.el, Py_TYPE(run.engine))
     if not field_is(run.engine, run.el.state, state):
         return True
-    tp = Py_TYPE(state)
-    if tp is not run.sl.type or raw_version(tp) != run.sl.version:
-        resolve_state(&run.sl, tp)
+    check_state(&run.sl, Py_TYPE(state))
     return False
 
 
 cdef object current_state(_Run run):
     """engine.state, its layout checked (the first read, and after a replacement)."""
-    cdef PyTypeObject *tp = Py_TYPE(run.engine)
-    if tp is not run.el.type or raw_version(tp) != run.el.version:
-        resolve_engine(&run.el, tp)
+    check_engine(&run.el, Py_TYPE(run.engine))
     state = get_field(run.engine, run.el.state)
-    tp = Py_TYPE(state)
-    if tp is not run.sl.type or raw_version(tp) != run.sl.version:
-        resolve_state(&run.sl, tp)
+    check_state(&run.sl, Py_TYPE(state))
     return state
 
 

@@ -35,6 +35,10 @@ __all__ = ["BACKEND", "STALE", "Tables", "run_as_gen"]
 BACKEND = "pure"
 
 NEVER = math.inf
+# The due-count schedule orders int counts within +-SCHEDULED (the compiled
+# twin's int64 arithmetic stays exact there); any other count is evaluated
+# against every filter.
+SCHEDULED = 2**62
 
 # How a record calls its handler ("shape"), decided once when the table is built.
 NO_ARGS = 0  # handler()
@@ -78,33 +82,13 @@ class Table:
     def __init__(self, entries: list, records: list, attr: str | None) -> None:
         self.entries = entries  # the registry list this snapshot was taken from
         self.attr = attr
-        groups: list = []  # group -> its filter
-        shared: list = []  # group -> evaluated once for all its records
-        members: list = []  # group -> its records
-        by_key: dict = {}
-        for i, (handler, event_filter, shape, args, kwargs, index) in enumerate(records):
-            if event_filter is None:
-                group = -1
-            elif not is_gated(event_filter):
-                group = -2
-            else:
-                key = None if is_opaque(event_filter) else key_of(event_filter)
-                group = by_key.get(key) if key is not None else None
-                if group is None:
-                    group = len(groups)
-                    groups.append(event_filter)
-                    shared.append(key is not None)
-                    members.append([])
-                    if key is not None:
-                        by_key[key] = group
-            records[i] = (handler, event_filter, shape, args, kwargs, index, group)
-            if group >= 0:
-                members[group].append(records[i])
+        records, groups, shared, members = group_records(records)
+        members = [tuple(records[i] for i in m) for m in members]
         self.records = tuple(records)
         self.hot = tuple(r for r in records if r[6] < 0)
         self.groups = groups
         self.shared = shared
-        self.members = [tuple(m) for m in members]
+        self.members = members
         self.heap = [(-NEVER, g) for g in range(len(groups))]  # all due at the first firing
         self.next_due = -NEVER if groups else NEVER
         self.last_count = -NEVER
@@ -142,6 +126,38 @@ class Table:
 
 
 _record_index = operator.itemgetter(5)
+
+
+def group_records(records: list) -> tuple[list, list, list, list]:
+    """Give each record ``(handler, filter, shape, args, kwargs, index)`` its
+    group (see Table), shared by both twins.  Returns the records with their
+    group appended, each group's filter (its first record's), whether the group
+    is shared (one evaluation per firing for all its records), and each
+    group's record positions."""
+    grouped: list = []
+    groups: list = []
+    shared: list = []
+    members: list = []
+    by_key: dict = {}
+    for handler, event_filter, shape, args, kwargs, index in records:
+        if event_filter is None:
+            group = -1
+        elif not is_gated(event_filter):
+            group = -2
+        else:
+            key = None if is_opaque(event_filter) else key_of(event_filter)
+            group = by_key.get(key) if key is not None else None
+            if group is None:
+                group = len(groups)
+                groups.append(event_filter)
+                shared.append(key is not None)
+                members.append([])
+                if key is not None:
+                    by_key[key] = group
+        if group >= 0:
+            members[group].append(len(grouped))
+        grouped.append((handler, event_filter, shape, args, kwargs, index, group))
+    return grouped, groups, shared, members
 
 
 def _record(engine: Any, index: int, entry: tuple) -> tuple:
@@ -293,7 +309,11 @@ class Tables:
                     return
             return
         count = counts[slot] if attr is None else getattr(engine.state, attr)
-        if table.last_count < count < table.next_due:
+        if type(count) is not int or not -SCHEDULED < count < SCHEDULED:
+            # A count the schedule cannot order (a handler may store anything in
+            # the state): every filter is evaluated, the schedule left alone.
+            records = table.records
+        elif table.last_count < count < table.next_due:
             records = table.hot
             if not records:
                 return  # nothing can be due: the common case of filtered handlers

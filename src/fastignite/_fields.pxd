@@ -117,14 +117,6 @@ cdef inline int set_field_ptr(object obj, Field field, PyObject *value) except -
     return set_slow(obj, <str>field.name, <object>value)
 
 
-cdef inline PyObject *peek_field(object obj, Field field):
-    """The field's value, borrowed, when it is in its slot; else NULL (then
-    use get_field).  Valid until Python code runs."""
-    if field.offset:
-        return (<PyObject **>(<char *><PyObject *>obj + field.offset))[0]
-    return NULL
-
-
 # Tests of a field's value that take no reference when it is in its slot.
 
 cdef inline bint field_is_none(object obj, Field field) except -1:
