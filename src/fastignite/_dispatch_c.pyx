@@ -110,7 +110,17 @@ cdef enum:
 cdef extern from "Python.h":
     PyObject *item "PyList_GET_ITEM"(PyObject *list, Py_ssize_t index)  # borrowed, no check
     object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf, PyObject *kwnames)
-    bint PyIter_Check(object obj)
+
+
+cdef extern from *:
+    """
+    /* PyIter_Check, inline: it is a function call in CPython 3.11. */
+    static inline int fastignite_is_iterator(PyObject *o) {
+        iternextfunc next = Py_TYPE(o)->tp_iternext;
+        return next != NULL && next != &_PyObject_NextNotImplemented;
+    }
+    """
+    bint is_iterator "fastignite_is_iterator"(object obj)
     size_t PY_VECTORCALL_ARGUMENTS_OFFSET
 
 
@@ -1243,7 +1253,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             phase = P_READ
         if phase == P_READ:
             iterator = get_field(engine, el.dataloader_iter)
-            if not PyIter_Check(iterator):  # e.g. None after a nested run: next()'s own error
+            if not is_iterator(iterator):  # e.g. None after a nested run: next()'s own error
                 raise TypeError(f"'{type(iterator).__name__}' object is not an iterator")
             batch = next(iterator, _EXHAUSTED)
             if moved(run, state):
