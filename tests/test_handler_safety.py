@@ -205,3 +205,35 @@ def test_editing_event_handlers_in_place_like_ignite_profilers_do(api):
     calls.clear()
     engine.run(range(2))
     assert calls == ["inserted", "wrapped"]
+
+
+class _Finalized:
+    """A batch whose finalizer replaces the engine's state: Python code that
+    runs when the loop drops its last reference, between two reads of the data."""
+
+    def __init__(self, engine, log):
+        self.engine, self.log = engine, log
+
+    def __del__(self):
+        self.log.append(("finalized", self.engine.state.iteration))
+        fresh = type(self.engine.state)()  # a new state; the loop must follow it
+        for name in ("iteration", "epoch", "epoch_length", "max_epochs", "max_iters", "dataloader", "times"):
+            setattr(fresh, name, getattr(self.engine.state, name))
+        self.engine.state = fresh
+
+
+def test_a_batch_finalizer_replacing_the_state_is_followed(api):
+    # A handler swaps state.batch for an object only the loop then holds; the
+    # loop drops it while reading the next batch from a list (an iterator that
+    # runs no Python code), so the finalizer is the only code that runs there.
+    log = []
+    engine = api.Engine(lambda e, b: log.append(("process", e.state.iteration, b if type(b) is int else "swapped")))
+
+    @engine.on(api.Events.ITERATION_STARTED(once=2))
+    def swap(e):
+        e.state.batch = _Finalized(e, log)
+
+    engine.run([10, 20, 30, 40], max_epochs=1)
+    assert log == [("process", 1, 10), ("process", 2, "swapped"), ("finalized", 2),
+                   ("process", 3, 30), ("process", 4, 40)]
+    assert engine.state.iteration == 4

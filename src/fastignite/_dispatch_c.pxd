@@ -78,6 +78,7 @@ cdef class Table:
                   signed char *results, int64_t count, bint exact, object count_obj, bint simple,
                   tuple event_args, object event_kwargs) except -1
     cdef int evaluate(self, Record *r, object engine, int64_t count, bint exact, object count_obj) except -1
+    cdef PyObject *peek_count(self, object engine) noexcept
     cdef object read_count(self, object engine)
     cdef bint count_moved(self, object engine, object count_obj) except -1
 

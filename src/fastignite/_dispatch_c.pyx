@@ -26,16 +26,17 @@ cimport cython
 
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_REFCNT
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memset
 
 from ._fields cimport (
-    _PyType_Lookup, field_is, field_is_none, field_is_true, field_of, get_field, raw_version,
-    set_field, version_of,
+    _PyType_Lookup, field_is, field_is_none, field_is_true, field_of, get_field, increment_field,
+    peek_field, raw_version, set_field, version_of,
 )
 
+import itertools
 import math
 import time
 import warnings
@@ -124,7 +125,52 @@ cdef extern from *:
     size_t PY_VECTORCALL_ARGUMENTS_OFFSET
 
 
-cdef object _EXHAUSTED = object()  # next()'s default: the data iterator is exhausted
+cdef inline object call_with_engine(object handler, object engine):
+    """handler(engine), through vectorcall (Cython's generic call costs more)."""
+    cdef PyObject *args[2]  # [0] is scratch the callee may use (PY_VECTORCALL_ARGUMENTS_OFFSET)
+    args[1] = <PyObject *>engine
+    return PyObject_Vectorcall(handler, &args[1], 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+
+
+cdef extern from *:
+    """
+    /* next(it, exhausted) without building the call: a new reference to the
+       next item, or to `exhausted` once the iterator is done (StopIteration
+       cleared, as next() with a default does); NULL with another error.
+       `it` must be an iterator (fastignite_is_iterator). */
+    static PyObject *fastignite_exhausted = NULL;  /* set once at import */
+    static inline PyObject *fastignite_next(PyObject *it) {
+        PyObject *item = Py_TYPE(it)->tp_iternext(it);
+        if (item != NULL)
+            return item;
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_StopIteration))
+                return NULL;
+            PyErr_Clear();
+        }
+        Py_INCREF(fastignite_exhausted);
+        return fastignite_exhausted;
+    }
+    """
+    PyObject *fastignite_exhausted
+    object next_or_exhausted "fastignite_next"(object iterator)
+
+
+cdef object _EXHAUSTED = object()  # what next_or_exhausted gives when the data ends
+# Iterators whose next() runs no Python code: data=None (itertools.repeat),
+# lists, tuples, ranges.  The loop skips its after-Python-code checks for them.
+cdef PyTypeObject *_QUIET_ITERATORS[4]
+_QUIET_ITERATORS[0] = Py_TYPE(itertools.repeat(None))
+_QUIET_ITERATORS[1] = Py_TYPE(iter([]))
+_QUIET_ITERATORS[2] = Py_TYPE(iter(()))
+_QUIET_ITERATORS[3] = Py_TYPE(iter(range(0)))
+
+
+cdef inline bint quiet_iterator(object iterator) noexcept:
+    cdef PyTypeObject *tp = Py_TYPE(iterator)
+    return (tp is _QUIET_ITERATORS[0] or tp is _QUIET_ITERATORS[1] or tp is _QUIET_ITERATORS[2]
+            or tp is _QUIET_ITERATORS[3])
+fastignite_exhausted = <PyObject *>_EXHAUSTED  # the module keeps it alive
 cdef object _DSI = Events.DATALOADER_STOP_ITERATION
 _EPOCH_COMPLETED = Events.EPOCH_COMPLETED.name  # keys of state.times
 _COMPLETED = Events.COMPLETED.name
@@ -148,12 +194,36 @@ cdef inline int64_t pymod(int64_t a, int64_t b):
     return r
 
 
+cdef extern from *:
+    """
+    /* The value of an int of at most one digit (|value| < 2**30), read in
+       place; 0 for a larger one.  Counts are almost always that small. */
+    static inline int fastignite_small_int(PyObject *o, int64_t *out) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (!PyUnstable_Long_IsCompact((PyLongObject *)o))
+            return 0;
+        *out = PyUnstable_Long_CompactValue((PyLongObject *)o);
+        return 1;
+    #else
+        Py_ssize_t size = Py_SIZE(o);
+        if (size < -1 || size > 1)
+            return 0;
+        *out = size * (int64_t)((PyLongObject *)o)->ob_digit[0];
+        return 1;
+    #endif
+    }
+    """
+    bint small_int "fastignite_small_int"(object exact_int, int64_t *out) noexcept
+
+
 cdef inline bint as_count(object value, int64_t *out):
     """Whether ``value`` is an int the C schedule can handle; its value in ``out``."""
     cdef int overflow = 0
     cdef long long v
     if type(value) is not int:
         return False
+    if small_int(value, out):
+        return True
     v = PyLong_AsLongLongAndOverflow(value, &overflow)
     if overflow or v >= LIMIT or v <= -LIMIT:
         return False
@@ -538,10 +608,11 @@ cdef class Table:
         cdef Py_ssize_t merged_buffer[64]
         cdef signed char results_buffer[64]
         cdef object count_obj = None
+        cdef PyObject *peeked
 
         if self.engine_only and simple:
             for i in range(self.n_records):
-                (<object>self.records[i].handler)(engine)
+                call_with_engine(<object>self.records[i].handler, engine)
                 if item(<PyObject *>tables.tables, slot) is not <PyObject *>self:
                     # The handler changed this event's handlers: finish as ignite does.
                     call_entries(engine, self.entries, i + 1, self.attr, tables.count_obj(engine, slot),
@@ -552,12 +623,17 @@ cdef class Table:
         if self.attr_kind == ATTR_COUNTER:
             count = tables.counts[slot]
         else:
-            count_obj = self.read_count(engine)
-            exact = as_count(count_obj, &count)
+            peeked = self.peek_count(engine)
+            if peeked is NULL or not as_count(<object>peeked, &count):
+                count_obj = self.read_count(engine)
+                exact = as_count(count_obj, &count)
 
         if exact and self.last_count < count and count < self.next_due:
             if self.n_hot == 0:
                 return 0  # nothing can be due: the common case of filtered handlers
+        if count_obj is None and self.attr_kind != ATTR_COUNTER:
+            count_obj = self.read_count(engine)  # peek_count took no reference: take one now
+        if exact and self.last_count < count and count < self.next_due:
             selected = self.hot
             n_sel = self.n_hot
             return self.walk(tables, engine, slot, selected, n_sel, NULL, count, exact, count_obj,
@@ -643,6 +719,20 @@ cdef class Table:
             if results is not &results_buffer[0]:
                 free(results)
 
+    cdef PyObject *peek_count(self, object engine) noexcept:
+        """The count when it is an object in its slot (iteration, epoch),
+        borrowed: no reference is taken and no Python code runs.  NULL
+        otherwise, leaving the count to read_count."""
+        cdef PyObject *state
+        cdef StateLayout *sl
+        if self.attr_kind != ATTR_ITERATION and self.attr_kind != ATTR_EPOCH:
+            return NULL
+        state = peek_field(engine, engine_layout(engine).state)
+        if state is NULL:
+            return NULL
+        sl = state_layout(<object>state)
+        return peek_field(<object>state, sl.iteration if self.attr_kind == ATTR_ITERATION else sl.epoch)
+
     cdef object read_count(self, object engine):
         state = state_of(engine)
         if self.attr_kind == ATTR_ITERATION:
@@ -672,7 +762,7 @@ cdef class Table:
                     continue
             handler = <object>r.handler
             if simple and r.shape == ENGINE_ONLY:
-                handler(engine)
+                call_with_engine(handler, engine)
             elif simple and r.shape == NO_ARGS:
                 handler()
             else:
@@ -695,6 +785,8 @@ cdef class Table:
         return True if (<object>r.filter)(engine, count_obj) else False
 
     cdef bint count_moved(self, object engine, object count_obj) except -1:
+        if self.peek_count(engine) is <PyObject *>count_obj:
+            return False  # the count the firing read, still in its slot
         now = self.read_count(engine)
         return now is not count_obj and now != count_obj
 
@@ -1007,11 +1099,11 @@ cdef class _Run:
     cdef StateLayout sl
 
     cdef int fire(self, Py_ssize_t slot) except -1:
-        """Fire one of the loop's events; 1 when Python code ran (see fire_now)."""
+        """Fire one of the loop's own events."""
         if self.fire_through is not None:
             self.fire_through(self.engine, slot, (), None)
-            return 1
-        return fire_now(self.engine, engine_layout(self.engine), self.tables, slot)
+            return 0
+        return self.tables.fire_c(self.engine, slot, (), None)
 
     cdef int fire_with(self, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
         if self.fire_through is not None:
@@ -1022,11 +1114,6 @@ cdef class _Run:
     cdef int fire_or_stop(self, Py_ssize_t slot) except -1:
         """Fire GET_BATCH_*; 1 if a handler raised StopIteration, which ends
         the data as ignite's ``except StopIteration`` around them does."""
-        cdef Tables tables = self.tables
-        if self.fire_through is None and item(<PyObject *>tables.tables, slot) is <PyObject *>None:
-            tables.last_slot = slot  # no handler: nothing can raise
-            tables.counts[slot] += 1
-            return 0
         try:
             self.fire(slot)
         except StopIteration:
@@ -1034,18 +1121,15 @@ cdef class _Run:
         return 0
 
 
-cdef inline int fire_now(object engine, EngineLayout *el, Tables tables, Py_ssize_t slot) except -1:
-    """Tables.fire_c for one of the loop's own events, inline: with no handler
-    on the event (the common case) a firing is the last event's slot and the
-    count, two integer stores.  Arguments are the caller's locals: no
-    reference is taken.
-    Returns 1 when handlers ran (and may have changed anything), else 0."""
-    tables.last_slot = slot
-    tables.counts[slot] += 1
-    if item(<PyObject *>tables.tables, slot) is <PyObject *>None:
-        return 0
-    tables.fire_table(engine, slot, (), None)
-    return 1  # Python code may have run
+cdef inline bint fired_quietly(Tables tables, bint direct, Py_ssize_t slot) noexcept:
+    """Fire a loop event that has no handler, which is its last-event slot
+    and its count: no Python code runs.  False, having done nothing, when
+    the event has handlers or a subclass's _fire_event must see it."""
+    if direct and item(<PyObject *>tables.tables, slot) is <PyObject *>None:
+        tables.last_slot = slot
+        tables.counts[slot] += 1
+        return True
+    return False
 
 
 def _on_signal(_Run run):
@@ -1130,7 +1214,9 @@ def run_as_gen(engine, bint interruptible=True):
     return engine.state
 
 
-cdef object _equals_obj = None  # the last int compared by _equals (held, so its address stays its own)
+# The last int _equals compared with (held, so its address stays its own),
+# and its value.  Never None: an unset epoch length must not match it.
+cdef object _equals_obj = object()
 cdef int64_t _equals_value = 0
 
 
@@ -1146,6 +1232,18 @@ cdef inline bint _equals(Py_ssize_t n, object value) except -1:
         _equals_value = v
         return n == v
     return n == value
+
+
+cdef inline bint _epoch_ends(Py_ssize_t n, object state, StateLayout *sl) except -1:
+    """Whether iteration ``n`` of the epoch is its last: state.epoch_length is
+    set and equals it.  The epoch length is the int _equals last saw in all
+    but the first check, which then reads the slot and takes no reference."""
+    cdef PyObject *length = peek_field(state, sl.epoch_length)
+    if length is <PyObject *>_equals_obj:  # never NULL or None
+        return n == _equals_value
+    if field_is_none(state, sl.epoch_length):
+        return False
+    return _equals(n, get_field(state, sl.epoch_length))
 
 
 cdef object _Events = Events
@@ -1231,8 +1329,13 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
     cdef StateLayout *sl = &run.sl
     cdef object state, batch, output, process_function, iterator
     cdef int phase = ep.phase
-    cdef int ran
     cdef PyObject *call_args[3]  # [0] is scratch the callee may use (PY_VECTORCALL_ARGUMENTS_OFFSET)
+    # The data iterator, the process function and the batch are held here,
+    # and re-read (a reference taken) only when their slot holds another
+    # object: the same object in the slot costs a pointer comparison.
+    cdef PyObject *seen
+    cdef bint quiet
+    iterator = process_function = batch = None
     state = current_state(run)
     while True:
         if phase == P_TOP:
@@ -1241,22 +1344,28 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             # without a second GET_BATCH_STARTED, as in ignite.
             if not _after_restart(tables):
                 if not field_is_none(state, sl.dataloader):
-                    stopped = run.fire_or_stop(S_GET_BATCH_STARTED)
-                    if moved(run, state):
-                        state = current_state(run)
-                    if stopped:
-                        ep.phase = P_TOP
-                        return R_EXHAUSTED
+                    if not fired_quietly(tables, direct, S_GET_BATCH_STARTED):
+                        stopped = run.fire_or_stop(S_GET_BATCH_STARTED)
+                        if moved(run, state):
+                            state = current_state(run)
+                        if stopped:
+                            ep.phase = P_TOP
+                            return R_EXHAUSTED
                     if field_is_true(engine, el.signal):
                         ep.phase = P_READ
                         return R_SIGNAL
             phase = P_READ
         if phase == P_READ:
-            iterator = get_field(engine, el.dataloader_iter)
+            seen = peek_field(engine, el.dataloader_iter)
+            if seen is NULL or seen is not <PyObject *>iterator:
+                iterator = get_field(engine, el.dataloader_iter)
             if not is_iterator(iterator):  # e.g. None after a nested run: next()'s own error
                 raise TypeError(f"'{type(iterator).__name__}' object is not an iterator")
-            batch = next(iterator, _EXHAUSTED)
-            if moved(run, state):
+            # No Python code can run here when next() runs none and the old
+            # batch outlives its replacement (no finalizer): nothing to check.
+            quiet = quiet_iterator(iterator) and Py_REFCNT(batch) > 1
+            batch = next_or_exhausted(iterator)
+            if not quiet and moved(run, state):
                 state = current_state(run)
             if batch is _EXHAUSTED:
                 ep.phase = P_TOP
@@ -1264,12 +1373,13 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             set_field(state, sl.batch, batch)
             set_field(state, sl.output, None)
             if not field_is_none(state, sl.dataloader):
-                stopped = run.fire_or_stop(S_GET_BATCH_COMPLETED)
-                if moved(run, state):
-                    state = current_state(run)
-                if stopped:
-                    ep.phase = P_TOP
-                    return R_EXHAUSTED
+                if not fired_quietly(tables, direct, S_GET_BATCH_COMPLETED):
+                    stopped = run.fire_or_stop(S_GET_BATCH_COMPLETED)
+                    if moved(run, state):
+                        state = current_state(run)
+                    if stopped:
+                        ep.phase = P_TOP
+                        return R_EXHAUSTED
                 if field_is_true(engine, el.signal):
                     ep.phase = P_COUNT
                     return R_SIGNAL
@@ -1277,9 +1387,9 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
         if phase == P_COUNT:
             ep.iter_counter += 1
             ep.should_exit = False
-            set_field(state, sl.iteration, get_field(state, sl.iteration) + 1)
-            ran = fire_now(engine, el, tables, S_ITERATION_STARTED) if direct else run.fire(S_ITERATION_STARTED)
-            if ran:
+            increment_field(state, sl.iteration)
+            if not fired_quietly(tables, direct, S_ITERATION_STARTED):
+                run.fire(S_ITERATION_STARTED)
                 if moved(run, state):
                     state = current_state(run)
             if field_is_true(engine, el.signal):
@@ -1287,26 +1397,29 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                 return R_SIGNAL
             phase = P_PROCESS
         if phase == P_PROCESS:
-            process_function = get_field(engine, el.process_function)
-            batch = get_field(state, sl.batch)
+            seen = peek_field(engine, el.process_function)
+            if seen is NULL or seen is not <PyObject *>process_function:
+                process_function = get_field(engine, el.process_function)
+            seen = peek_field(state, sl.batch)
+            if seen is NULL or seen is not <PyObject *>batch:
+                batch = get_field(state, sl.batch)
             call_args[1] = <PyObject *>engine
             call_args[2] = <PyObject *>batch
             output = PyObject_Vectorcall(process_function, &call_args[1], 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
             if moved(run, state):
                 state = current_state(run)
             set_field(state, sl.output, output)
-            ran = fire_now(engine, el, tables, S_ITERATION_COMPLETED) if direct else run.fire(S_ITERATION_COMPLETED)
-            if ran:
+            if not fired_quietly(tables, direct, S_ITERATION_COMPLETED):
+                run.fire(S_ITERATION_COMPLETED)
                 if moved(run, state):
                     state = current_state(run)
             if field_is_true(engine, el.signal):
                 ep.phase = P_END
                 return R_SIGNAL
         # P_END
-        if not field_is_none(state, sl.epoch_length):
-            if _equals(ep.iter_counter, get_field(state, sl.epoch_length)):
-                ep.phase = P_TOP
-                return R_EPOCH_END
+        if _epoch_ends(ep.iter_counter, state, sl):
+            ep.phase = P_TOP
+            return R_EPOCH_END
         if not field_is_none(state, sl.max_iters):
             if get_field(state, sl.iteration) == get_field(state, sl.max_iters):
                 ep.phase = P_TOP

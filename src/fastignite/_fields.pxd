@@ -12,7 +12,8 @@
 # Python's exact semantics.
 
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.long cimport PyLong_CheckExact
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 
 
 cdef extern from "Python.h":
@@ -115,6 +116,32 @@ cdef inline int set_field_ptr(object obj, Field field, PyObject *value) except -
         Py_XDECREF(old)  # last: a finalizer it runs sees the new value, as with setattr
         return 0
     return set_slow(obj, <str>field.name, <object>value)
+
+
+cdef inline PyObject *peek_field(object obj, Field field) noexcept:
+    """The object in the field's slot, borrowed; NULL when it is not in a
+    slot (then get_field gives Python's own lookup).  Lets the loop compare a
+    field with what it already holds, taking no reference when they agree."""
+    if field.offset:
+        return (<PyObject **>(<char *><PyObject *>obj + field.offset))[0]
+    return NULL
+
+
+cdef inline int increment_field(object obj, Field field) except -1:
+    """``obj.<field> += 1``.  An int in its slot is replaced in place: the new
+    int takes the slot's reference, and the old one is released last."""
+    cdef PyObject **slot
+    cdef PyObject *old
+    if field.offset:
+        slot = <PyObject **>(<char *><PyObject *>obj + field.offset)
+        old = slot[0]
+        if old is not NULL and PyLong_CheckExact(<object>old):
+            new = <object>old + 1  # an int's + runs no Python code
+            Py_INCREF(new)
+            slot[0] = <PyObject *>new
+            Py_DECREF(<object>old)
+            return 0
+    return set_field(obj, field, get_field(obj, field) + 1)
 
 
 # Tests of a field's value that take no reference when it is in its slot.
