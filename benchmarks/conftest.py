@@ -29,8 +29,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     labels = list(dict.fromkeys(label for row in _PER_ITERATION.values() for label in row))
     width = max(len(title) for title in _PER_ITERATION)
+    # Each column as wide as its label (the drop-in's is long), numbers at least 19.
+    widths = {label: max(19, len(label)) for label in labels}
     terminalreporter.section("ns per iteration (min of rounds)")
-    terminalreporter.write_line(" | ".join([" " * width, *(f"{label:>19}" for label in labels)]))
+    terminalreporter.write_line(" | ".join([" " * width, *(f"{label:>{widths[label]}}" for label in labels)]))
     for title, row in _PER_ITERATION.items():
-        cells = [f"{row[label]:>19,.1f}" if label in row else f"{'-':>19}" for label in labels]
+        cells = [f"{row[label]:>{widths[label]},.1f}" if label in row else f"{'-':>{widths[label]}}"
+                 for label in labels]
         terminalreporter.write_line(" | ".join([title.ljust(width), *cells]))

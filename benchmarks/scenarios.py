@@ -1,10 +1,13 @@
 """Benchmark scenarios shared by ``report.py`` and ``test_benchmarks.py``.
 
 Each scenario is one engine configuration (process function, handlers, data),
-measured per iteration on up to four implementations:
+measured per iteration on up to five implementations:
 
 * ``loop``: a hand-written loop making the same calls, the floor to compare with;
 * ``compiled``: fastignite on its Cython twin (only if ``fastignite._dispatch_c`` imports);
+* ``dropin``: ``fastignite.ignite.Engine``, the drop-in for ignite code, built
+  with ignite's own Events and run on fastignite's default backend (only if
+  ignite is importable);
 * ``pure``: fastignite on its pure-Python twin;
 * ``ignite``: pytorch-ignite's own Engine (only if importable).
 
@@ -356,6 +359,20 @@ def _prepare_ignite(scenario: Scenario) -> Callable[[int], Callable[[], None]]:
     return _engine_runner(engine, scenario, _nothing)
 
 
+def _prepare_dropin(scenario: Scenario) -> Callable[[int], Callable[[], None]]:
+    # The drop-in as ignite code meets it: its Engine, but ignite's Events and
+    # EventEnum (so Events.X(every=k) is ignite's closure, which the drop-in
+    # translates).  Built outside _on_twin: an engine fixes its backend at
+    # creation, so this one runs on fastignite's default, as a user's would.
+    from ignite.engine import EventEnum, Events
+
+    import fastignite.ignite
+
+    api = SimpleNamespace(Engine=fastignite.ignite.Engine, Events=Events, EventEnum=EventEnum)
+    engine = _build_engine(api, scenario)
+    return _engine_runner(engine, scenario, _nothing)
+
+
 @contextmanager
 def _nothing():
     yield
@@ -366,7 +383,7 @@ def _nothing():
 
 @dataclass(frozen=True)
 class Implementation:
-    key: str  # "loop" | "compiled" | "pure" | "ignite"
+    key: str  # "loop" | "compiled" | "dropin" | "pure" | "ignite"
     label: str
     n_divisor: int
     # prepare(scenario) -> make_run(n) -> run(): engine built, run set up, thunk timed.
@@ -383,14 +400,19 @@ def _import_or_none(name: str) -> Any:
 def implementations(with_ignite: bool = True) -> list[Implementation]:
     """The implementations available in this process, in table order.
     ``with_ignite=False`` leaves ignite out without importing it (and torch)."""
+    ignite = _import_or_none("ignite") if with_ignite else None
+    if ignite is not None and _import_or_none("ignite.engine") is None:
+        ignite = None
     impls = [Implementation("loop", "hand loop", 1, _prepare_hand_loop)]
     compiled = _import_or_none("fastignite._dispatch_c")
     if compiled is not None:
         impls.append(Implementation("compiled", "fastignite compiled", 1, _fastignite_preparer(compiled)))
+    # Next to compiled, its default backend, so the two columns read side by side.
+    if ignite is not None and _import_or_none("fastignite.ignite") is not None:
+        impls.append(Implementation("dropin", "fastignite.ignite (ignite's Events)", 1, _prepare_dropin))
     pure = importlib.import_module("fastignite._dispatch_py")
     impls.append(Implementation("pure", "fastignite pure", 1, _fastignite_preparer(pure)))
-    ignite = _import_or_none("ignite") if with_ignite else None
-    if ignite is not None and _import_or_none("ignite.engine") is not None:
+    if ignite is not None:
         impls.append(Implementation("ignite", f"ignite {ignite.__version__}", IGNITE_DIVISOR, _prepare_ignite))
     return impls
 

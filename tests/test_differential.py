@@ -1,15 +1,24 @@
 """Differential test: fastignite must be indistinguishable from pytorch-ignite 0.5.5.
 
 A scenario (data, run limits, handlers with filters and side effects, resumes) is plain data.
-``_Interpreter`` executes it against one engine implementation -- ``ignite.engine`` or
-``fastignite``, which expose the same names -- and records everything a user can observe:
-every handler and process-function call (with the arguments received, the state and the
+``_Interpreter`` executes it against one engine API -- ``ignite.engine``, ``fastignite`` or the
+drop-in below, which expose the same names -- and records everything a user can observe: every
+handler and process-function call (with the arguments received, the state and the
 termination flags at that moment), and, for each ``run()``: its return value or exception, the
 warnings it emitted, the final state and flags, ``state.dataloader``, ``last_event_name``,
 ``state_dict()`` and ``has_event_handler`` for every handler.  Both recordings must be equal.
 ``state.times`` is wall-clock and is never recorded.  The scenario language, ``_Interpreter`` and
 the strategies live in ``tests/_scenarios.py``, shared with ``test_twins.py`` (which compares
 fastignite's two twins, deviations included).
+
+Two implementations are compared with ignite, each on every backend twin (the ``impl`` fixture):
+
+* ``fastignite``, with its own Engine, Events, EventEnum and State;
+* the drop-in ``fastignite.ignite``: ignite's own names (``Events``, ``EventEnum``, ``State``,
+  hence ignite's filter closures, translated by ``native_filter``) with ``Engine`` replaced by
+  ``fastignite.ignite.Engine``, as in code that only changed its import.
+
+The deviations below are the drop-in's as much as fastignite's, and are kept out alike.
 
 Custom events are used in the ignite-compatible way: every engine registers an ``EventEnum``
 with members PING (mapped by ``event_to_attr`` to the state attribute ``ping_count``, which the
@@ -48,6 +57,7 @@ Deliberate deviations of fastignite from ignite are kept out of the generated sc
 from __future__ import annotations
 
 import gc
+import types
 
 import pytest
 
@@ -74,13 +84,25 @@ from _scenarios import (  # noqa: E402
 )
 
 
-def _assert_same_behaviour(scenario: Scenario, api) -> list:
+def _assert_same_behaviour(scenario: Scenario, api, label: str = "fastignite") -> list:
     """Runs ``scenario`` on ignite and on ``api``; fails at the first differing record.
     Returns ignite's trace."""
     expected = execute(ignite_engine, scenario)
     actual = execute(api, scenario)
-    assert_same_traces(expected, actual, "ignite", "fastignite")
+    assert_same_traces(expected, actual, "ignite", label)
     return expected
+
+
+def _dropin_api():
+    """``ignite.engine``'s names, but the engines of the drop-in ``fastignite.ignite``."""
+    import fastignite.ignite
+
+    names = {name: getattr(ignite_engine, name) for name in dir(ignite_engine) if not name.startswith("_")}
+    names.update(Engine=fastignite.ignite.Engine, DeterministicEngine=fastignite.ignite.DeterministicEngine)
+    return types.SimpleNamespace(**names)
+
+
+IMPLEMENTATIONS = ("fastignite", "fastignite.ignite")
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,16 +131,27 @@ def _forget_ping_mapping():
     yield
     import fastignite
 
+    # The drop-in's register_events writes both: fastignite's dict (which its engines read) and,
+    # for code reading ignite's State directly, ignite's.
     for state_class in (ignite_engine.State, fastignite.State):
         state_class.event_to_attr.pop("PING", None)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(scenario=scenarios)
-def test_random_scenarios_match_ignite(backend, scenario):
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request, backend):
+    """(label, api) of the implementation compared with ignite, on the ``backend`` twin: engines
+    pick their twin when built, through ``fastignite.engine._backend``, which ``backend`` set."""
     import fastignite
 
-    _assert_same_behaviour(scenario, fastignite)
+    api = fastignite if request.param == "fastignite" else _dropin_api()
+    return request.param, api
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scenario=scenarios)
+def test_random_scenarios_match_ignite(impl, scenario):
+    label, api = impl
+    _assert_same_behaviour(scenario, api, label)
 
 
 # (id, scenario, check on ignite's trace proving that the scenario reaches the intended path)
@@ -349,8 +382,7 @@ _TRICKY = [
 
 
 @pytest.mark.parametrize(("scenario", "check"), [pytest.param(s, c, id=i) for i, s, c in _TRICKY])
-def test_tricky_scenarios_match_ignite(backend, scenario, check):
-    import fastignite
-
-    ignite_trace = _assert_same_behaviour(scenario, fastignite)
+def test_tricky_scenarios_match_ignite(impl, scenario, check):
+    label, api = impl
+    ignite_trace = _assert_same_behaviour(scenario, api, label)
     assert check(ignite_trace), "the scenario no longer exercises what it was picked for"

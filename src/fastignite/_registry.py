@@ -26,6 +26,13 @@ class FilteredHandler:
 
     def __init__(self, handler: Callable, event_filter: Callable, event: Any, engine: Any) -> None:
         functools.update_wrapper(self, handler)
+        # update_wrapper copies only the names the handler has.  ignite's wrapper is
+        # a nested function, which keeps its own names when the handler (a callable
+        # object) has none; profilers label handlers by these names.
+        if not hasattr(handler, "__qualname__"):
+            self.__qualname__ = "Engine._handler_wrapper.<locals>.wrapper"
+        if not hasattr(handler, "__name__"):
+            self.__name__ = "wrapper"
         self.handler = handler
         self.filter = event_filter
         self.event = event

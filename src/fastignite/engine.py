@@ -20,25 +20,11 @@ from typing import Any
 from . import _backend
 from ._registry import FilteredHandler, HandlerRegistry
 from ._signature import bind_error, check_signature, describe_params
-from .events import CallableEventWithFilter, EventEnum, Events, EventsList, RemovableEventHandle, State
+from .events import (
+    CallableEventWithFilter, EventEnum, Events, RemovableEventHandle, State, _events_of_list, _is_event_object,
+)
 
 __all__ = ["Engine"]
-
-
-def _is_event_object(event: Any) -> bool:
-    """Ours, or an event of ignite itself (named, with a ``filter``)."""
-    return isinstance(event, CallableEventWithFilter) or (
-        getattr(event, "_name_", None) is not None and hasattr(event, "filter")
-    )
-
-
-def _events_of_list(event: Any) -> list | None:
-    """The members of an ``a | b`` (ours or ignite's EventsList), else None."""
-    if isinstance(event, EventsList):
-        return list(event)
-    if not isinstance(event, str) and not _is_event_object(event) and isinstance(getattr(event, "_events", None), list):
-        return list(event._events)
-    return None
 
 
 def _check_count_arg(name: str, value: Any) -> None:
@@ -117,6 +103,10 @@ class Engine:
         "_should_terminate", "_should_terminate_single_epoch", "_should_interrupt", "__dict__", "__weakref__",
     )  # fmt: skip
 
+    # The class of engine.state; the drop-in (fastignite.ignite) uses one that
+    # is also ignite's State.
+    _state_class: type = State
+
     _state_dict_all_req_keys: tuple[str, ...] = ("epoch_length", "iteration")
     _state_dict_one_of_opt_keys: tuple[tuple[str, ...], ...] = (("max_epochs", "max_iters"),)
     interrupt_resume_enabled = True
@@ -140,7 +130,7 @@ class Engine:
         self._should_terminate_single_epoch: bool | str = False
         self._should_interrupt = False
         self._signal = False  # any of the three flags set: the loop checks this one
-        self.state = State()
+        self.state = self._state_class()
         self._state_dict_user_keys: list[str] = []
         self._allowed_events: list[Any] = []
         self._dataloader_iter: Iterator | None = None
@@ -220,13 +210,19 @@ class Engine:
             return RemovableEventHandle(event_name, handler, self)
 
         takes_engine = self._check_handler(event_name, handler, args, kwargs)
-        event_filter = getattr(event_name, "filter", None) if _is_event_object(event_name) else None
+        event_filter = self._filter_of(event_name)
         if event_filter is not None:
             handler = FilteredHandler(handler, event_filter, event_name, self)
         entry_args = ((weakref.ref(self),) + args) if takes_engine else args
         self._event_handlers[event_name].append((handler, entry_args, kwargs))
         self.logger.debug("Added handler for event %s", event_name)
         return RemovableEventHandle(event_name, handler, self)
+
+    @staticmethod
+    def _filter_of(event_name: Any) -> Any:
+        """The filter an event object carries, or None.  The drop-in engine
+        (fastignite.ignite) translates ignite's filters here."""
+        return getattr(event_name, "filter", None) if _is_event_object(event_name) else None
 
     def _check_handler(self, event_name: Any, handler: Any, args: tuple, kwargs: dict) -> bool:
         """Validate one registration; return whether the handler takes the engine."""

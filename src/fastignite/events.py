@@ -372,6 +372,22 @@ class State:
         return "\n".join(lines) + "\n"
 
 
+def _is_event_object(event: Any) -> bool:
+    """Ours, or an event of ignite itself (named, with a ``filter``)."""
+    return isinstance(event, CallableEventWithFilter) or (
+        getattr(event, "_name_", None) is not None and hasattr(event, "filter")
+    )
+
+
+def _events_of_list(event: Any) -> list | None:
+    """The members of an ``a | b`` (ours or ignite's EventsList), else None."""
+    if isinstance(event, EventsList):
+        return list(event)
+    if not isinstance(event, str) and not _is_event_object(event) and isinstance(getattr(event, "_events", None), list):
+        return list(event._events)
+    return None
+
+
 class RemovableEventHandle:
     """What ``add_event_handler`` returns: ``remove()`` unregisters that one
     registration; also a context manager.  Holds only weak references, so it keeps
@@ -393,8 +409,7 @@ class RemovableEventHandle:
             handler = parent()
             if handler is None:  # the wrapper holds its handler strongly: cannot happen
                 raise RuntimeError("Internal error: a filtered handler outlived the function it wraps")
-        events = self.event_name if isinstance(self.event_name, EventsList) else (self.event_name,)
-        for e in events:
+        for e in _events_of_list(self.event_name) or (self.event_name,):
             if engine.has_event_handler(handler, e):
                 engine.remove_event_handler(handler, e)
 

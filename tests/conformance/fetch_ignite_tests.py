@@ -159,17 +159,30 @@ def _fastignite_location():
     return str(REPO_ROOT / "src")
 
 
-def run_ignite_suite(backend: str, files=None) -> dict:
-    """Run ignite's engine tests (DEFAULT_FILES, or `files` names within tests/ignite/engine)
-    in a subprocess with fastignite aliased in, and return the parsed counts:
+# How fastignite is put in ignite's place: the plugin loaded, and the tests run.
+MODES = {
+    # fastignite's own Engine, Events, State... under ignite's names (DEFAULT_FILES).
+    "alias": ("ignite_alias_plugin", None),
+    # fastignite.ignite.install(): only the engine classes swapped; the whole directory.
+    "dropin": ("ignite_dropin_plugin", ("",)),
+}
+
+
+def run_ignite_suite(backend: str, files=None, mode: str = "alias") -> dict:
+    """Run ignite's engine tests (the mode's files, or `files` names within
+    tests/ignite/engine; "" is the whole directory) in a subprocess with fastignite
+    put in ignite's place as `mode` says (see MODES), and return the parsed counts:
     COUNT_KEYS plus summary, ran_backend (fastignite.BACKEND as seen by the subprocess,
     or "ignite" when aliasing is disabled), returncode, tail (for logs), stdout, stderr
     and command.
     """
     if backend not in ("pure", "compiled"):
         raise ValueError(f"backend must be 'pure' or 'compiled', not {backend!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, not {mode!r}")
+    plugin, mode_files = MODES[mode]
     root = ignite_tests_dir()
-    paths = [f"tests/ignite/engine/{name}" for name in (files or DEFAULT_FILES)]
+    paths = [f"tests/ignite/engine/{name}".rstrip("/") for name in (files or mode_files or DEFAULT_FILES)]
 
     env = os.environ.copy()
     env.pop("FASTIGNITE_PURE", None)
@@ -184,7 +197,7 @@ def run_ignite_suite(backend: str, files=None) -> dict:
 
     cmd = [sys.executable, "-m", "pytest", *paths, "-m", MARK_EXPR,
            "-c", "pytest.ini", "--rootdir", ".", "-p", "no:cacheprovider",
-           "-p", "ignite_alias_plugin", "-q", "-rfE", "--color=no"]
+           "-p", plugin, "-q", "-rfE", "--color=no"]
     try:
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:

@@ -1,0 +1,210 @@
+"""Drop-in for code written against pytorch-ignite: ignite's classes, fastignite's loop.
+
+Change one import::
+
+    from fastignite.ignite import Engine, Events        # was: from ignite.engine import ...
+
+or leave the code as it is and call ``install()`` before it builds its engines::
+
+    import fastignite.ignite
+    fastignite.ignite.install()   # ignite.engine.Engine is now fastignite.ignite.Engine
+
+``Engine`` subclasses ``ignite.engine.Engine``, so the ``isinstance`` checks
+inside ignite's metrics and handlers pass; it keeps ignite's own Events,
+EventEnum and filters, and its ``state`` is an ``ignite.engine.State``.  What
+runs is fastignite's: the registry, the dispatch tables and the loop of the
+backend ``fastignite.BACKEND`` names.  ``DeterministicEngine`` is ignite's
+DeterministicEngine on the same footing.
+
+ignite's filter factories (``Events.X(every=..., once=..., before=...,
+after=...)``) make closures; the engine recognises them by their code object
+and runs the equivalent fastignite filter, so a handler that is not due costs
+nothing per iteration, as with fastignite's own Events.  Any other filter is
+called as ignite calls it.
+
+pytorch-ignite is an optional extra: ``pip install fastignite[ignite]``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+try:
+    import ignite.engine as _ignite_engine
+    import ignite.engine.deterministic as _ignite_deterministic
+    import ignite.engine.engine as _ignite_engine_module
+    import ignite.engine.events as _ignite_events
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "fastignite.ignite needs pytorch-ignite (pip install 'fastignite[ignite]'): " + str(exc)
+    ) from exc
+
+from ignite.engine.events import CallableEventWithFilter, EventEnum, Events, EventsList, RemovableEventHandle
+
+from . import engine as _engine
+from . import events as _events
+from .filters import Every, Once, Window
+
+__all__ = [
+    "CallableEventWithFilter",
+    "DeterministicEngine",
+    "Engine",
+    "EventEnum",
+    "Events",
+    "EventsList",
+    "RemovableEventHandle",
+    "State",
+    "install",
+    "installed",
+    "uninstall",
+]
+
+
+class State(_events.State, _ignite_events.State):
+    """``engine.state`` of the drop-in engine: an ``ignite.engine.State`` whose
+    per-iteration attributes live in fastignite's slots."""
+
+    __slots__ = ()
+
+
+# -- ignite's filters, recognised ----------------------------------------------
+# ignite's factories return closures; two closures of one factory share its code
+# object, and their cells hold the arguments.  Reading them back gives the
+# fastignite filter with the same decisions (tests/test_ignite_dropin.py checks
+# the equivalence over a range of counts).
+
+_Factory = CallableEventWithFilter
+
+
+def _cells(f: Any) -> dict[str, Any]:
+    return {name: cell.cell_contents for name, cell in zip(f.__code__.co_freevars, f.__closure__ or ())}
+
+
+def _every(cells: dict[str, Any]) -> Any:
+    return Every((cells["every"],))
+
+
+def _once(cells: dict[str, Any]) -> Any:
+    counts = cells["once"]
+    # ignite's closure reads the sequence it was given at every firing.  A tuple
+    # or range cannot change, nor can a list only the closure holds (once=<int>
+    # makes one; so does a literal), and Once can take their values.  A list
+    # its caller still holds can change: ignite's closure is kept, which is
+    # exact.  References to such a list here: the cell, the dict, this local
+    # and getrefcount's argument.
+    if type(counts) not in (tuple, range) and sys.getrefcount(counts) > 4:
+        return None
+    return Once(counts)
+
+
+def _window_bounds(cells: dict[str, Any]) -> tuple[Any, Any]:
+    before = cells["before_"]
+    return (None if before == math.inf else before), cells["after_"]
+
+
+def _window(cells: dict[str, Any]) -> Any:
+    return Window(*_window_bounds(cells))
+
+
+def _every_window(cells: dict[str, Any]) -> Any:
+    before, after = _window_bounds(cells)
+    return Window(before, after, cells["every"])
+
+
+_TRANSLATIONS = {
+    _Factory.every_event_filter(2).__code__: _every,
+    _Factory.once_event_filter([1]).__code__: _once,
+    _Factory.before_and_after_event_filter(2, 1).__code__: _window,
+    _Factory.every_before_and_after_event_filter(2, 2, 1).__code__: _every_window,
+}
+
+
+def native_filter(event_filter: Any) -> Any:
+    """fastignite's equivalent of a filter made by ignite's Events.X(...), else
+    the filter itself."""
+    code = getattr(event_filter, "__code__", None)
+    translate = _TRANSLATIONS.get(code) if code is not None else None
+    if translate is None:
+        return event_filter
+    try:
+        native = translate(_cells(event_filter))
+    except (ValueError, TypeError, KeyError):
+        # Arguments ignite accepted but fastignite's filters do not: keep
+        # ignite's closure, which is exact.
+        return event_filter
+    return event_filter if native is None else native
+
+
+# -- the engines -------------------------------------------------------------------
+
+
+class Engine(_engine.Engine, _ignite_engine_module.Engine):
+    """``ignite.engine.Engine`` running on fastignite's backend.  Same
+    constructor, methods and behaviour; see the module docstring."""
+
+    __slots__ = ()
+    _state_class = State
+
+    @staticmethod
+    def _filter_of(event_name: Any) -> Any:
+        return native_filter(_engine.Engine._filter_of(event_name))
+
+    def register_events(self, *event_names: Any, event_to_attr: dict | None = None) -> None:
+        super().register_events(*event_names, event_to_attr=event_to_attr)
+        if event_to_attr:
+            # ignite's own State reads its class dict; keep it in step for code
+            # that calls ignite.engine.State.get_event_attrib_value directly.
+            _ignite_events.State.event_to_attr.update(event_to_attr)
+
+
+class DeterministicEngine(_ignite_deterministic.DeterministicEngine, Engine):
+    """``ignite.engine.DeterministicEngine`` running on fastignite's backend.
+
+    ignite's class contributes what makes a run deterministic (the seeded
+    data flow, the reproducible batch sampler, the saved random states);
+    the rest is ``Engine`` above."""
+
+    __slots__ = ()
+
+
+# -- install / uninstall -------------------------------------------------------------
+
+# Where ignite code finds the engine classes: the names its modules bind.
+_PATCH_POINTS = (
+    (_ignite_engine, "Engine", Engine),
+    (_ignite_engine, "DeterministicEngine", DeterministicEngine),
+    (_ignite_engine_module, "Engine", Engine),
+    (_ignite_deterministic, "DeterministicEngine", DeterministicEngine),
+)
+_originals: dict[tuple[int, str], Any] = {}
+
+
+def install() -> None:
+    """Make unchanged ignite code build fastignite.ignite's engines.
+
+    ``ignite.engine.Engine`` and ``ignite.engine.DeterministicEngine`` (and the
+    same names in the modules that define them) become this module's classes;
+    ``create_supervised_trainer`` and ``create_supervised_evaluator`` look them
+    up there, so they build fast engines too.  Code that imported the names
+    before ``install()`` keeps the classes it imported.  Calling it again does
+    nothing; ``uninstall()`` restores ignite's classes."""
+    for module, name, replacement in _PATCH_POINTS:
+        key = (id(module), name)
+        if key not in _originals:
+            _originals[key] = getattr(module, name)
+        setattr(module, name, replacement)
+
+
+def uninstall() -> None:
+    """Undo ``install()``: ignite's own classes are back where they were."""
+    for module, name, _ in _PATCH_POINTS:
+        original = _originals.pop((id(module), name), None)
+        if original is not None:
+            setattr(module, name, original)
+
+
+def installed() -> bool:
+    """Whether ``install()`` is in effect."""
+    return bool(_originals)
