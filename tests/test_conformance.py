@@ -28,16 +28,10 @@ MIN_PASSED = 312
 MIN_PASSED_DROPIN = 347
 
 
-def _report(capsys, label: str, result: dict) -> None:
+def _check(capsys, label: str, backend: str, result: dict, min_passed: int) -> None:
     # Bypass output capture so the CI log always shows the counts, and any failures.
     with capsys.disabled():
-        print(f"\n[{label}, ran: {result['ran_backend']}]\n{result['tail']}")
-
-
-def test_ignite_engine_suite(backend, capsys):
-    result = run_ignite_suite(backend)
-    _report(capsys, f"conformance backend={backend}", result)
-
+        print(f"\n[{label} backend={backend}, ran: {result['ran_backend']}]\n{result['tail']}")
     assert result["summary"] is not None, f"no pytest summary line (crash?):\n{result['tail']}"
     # fastignite silently falls back to pure when the extension is missing; a "compiled"
     # pass that really ran pure would be a false pass. ("ignite": aliasing switched off.)
@@ -45,20 +39,15 @@ def test_ignite_engine_suite(backend, capsys):
         assert result["ran_backend"] == backend, f"asked for {backend}, ran {result['ran_backend']}"
     assert result["failed"] == 0, f"{result['failed']} ignite tests failed:\n{result['tail']}"
     assert result["errors"] == 0, f"{result['errors']} ignite tests errored:\n{result['tail']}"
-    assert result["passed"] >= MIN_PASSED, f"only {result['passed']} passed (< {MIN_PASSED}): {result['summary']}"
+    assert result["passed"] >= min_passed, f"only {result['passed']} passed (< {min_passed}): {result['summary']}"
+
+
+def test_ignite_engine_suite(backend, capsys):
+    _check(capsys, "conformance", backend, run_ignite_suite(backend), MIN_PASSED)
 
 
 def test_ignite_engine_suite_with_dropin_installed(backend, capsys):
     """ignite's whole engine test directory, with only Engine and DeterministicEngine
     swapped by fastignite.ignite.install(): ignite's Events, State and filters stay."""
     pytest.importorskip("torch")
-    result = run_ignite_suite(backend, mode="dropin")
-    _report(capsys, f"conformance drop-in backend={backend}", result)
-    assert result["summary"] is not None, f"no pytest summary line (crash?):\n{result['tail']}"
-    if result["ran_backend"] != "ignite":
-        assert result["ran_backend"] == backend, f"asked for {backend}, ran {result['ran_backend']}"
-    assert result["failed"] == 0, f"{result['failed']} ignite tests failed:\n{result['tail']}"
-    assert result["errors"] == 0, f"{result['errors']} ignite tests errored:\n{result['tail']}"
-    assert result["passed"] >= MIN_PASSED_DROPIN, (
-        f"only {result['passed']} passed (< {MIN_PASSED_DROPIN}): {result['summary']}"
-    )
+    _check(capsys, "conformance drop-in", backend, run_ignite_suite(backend, mode="dropin"), MIN_PASSED_DROPIN)

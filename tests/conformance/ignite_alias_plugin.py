@@ -14,6 +14,8 @@ that is how the harness is checked against ignite's reference counts.
 
 import os
 
+from _conformance_report import report_hooks
+
 ALIASED_NAMES = (
     "Engine",
     "Events",
@@ -50,14 +52,4 @@ if os.environ.get("FASTIGNITE_CONFORMANCE_NO_ALIAS") == "1":
 else:
     BACKEND = _alias_ignite_to_fastignite()
 
-# The first word is the backend name ("pure", "compiled" or "ignite"); fetch_ignite_tests
-# parses this line to record which backend actually ran.
-BACKEND_LINE = f"fastignite conformance backend: {BACKEND}"
-
-
-def pytest_report_header(config):
-    return BACKEND_LINE
-
-
-def pytest_terminal_summary(terminalreporter):
-    terminalreporter.write_line(BACKEND_LINE)  # again, because `-q` hides the header
+BACKEND_LINE, pytest_report_header, pytest_terminal_summary = report_hooks(BACKEND)

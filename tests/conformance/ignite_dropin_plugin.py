@@ -13,6 +13,8 @@ ignite on itself.
 
 import os
 
+from _conformance_report import report_hooks
+
 
 def _install() -> str:
     import fastignite
@@ -29,13 +31,4 @@ if os.environ.get("FASTIGNITE_CONFORMANCE_NO_ALIAS") == "1":
 else:
     BACKEND = _install()
 
-# Parsed by fetch_ignite_tests, as ignite_alias_plugin's line.
-BACKEND_LINE = f"fastignite conformance backend: {BACKEND}"
-
-
-def pytest_report_header(config):
-    return BACKEND_LINE
-
-
-def pytest_terminal_summary(terminalreporter):
-    terminalreporter.write_line(BACKEND_LINE)
+BACKEND_LINE, pytest_report_header, pytest_terminal_summary = report_hooks(BACKEND)
