@@ -8,7 +8,8 @@ checkpoint.  It also uses what ignite lacks: ``&`` of events, a throttle filter,
 and a filter on a custom event that needs no ``event_to_attr``.
 
 Then it measures the engine's per-iteration cost against a hand-written loop
-making the same calls (and against pytorch-ignite, when it is installed).
+making the same calls, the pure twin, and pytorch-ignite when it is installed
+(the report of examples/digits.py, which needs no torch).
 
     python examples/demo.py
 """
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import math
 import random
-import time
+
+from digits import measure_dispatch_cost  # the cost report, shared with examples/digits.py
 
 import fastignite
 from fastignite import Engine, EventEnum, Events, throttle_filter
@@ -130,61 +132,6 @@ def main() -> None:
 
     print()
     measure_dispatch_cost()
-
-
-# -- what the engine costs ------------------------------------------------------------------
-
-
-def _per_iteration_ns(fn, n: int, repeats: int = 3) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(n)
-        best = min(best, time.perf_counter() - t)
-    return best / n * 1e9
-
-
-def measure_dispatch_cost(n: int = 200_000) -> None:
-    """Per-iteration cost with 100 handlers on ITERATION_COMPLETED(every=100),
-    against the hand-written loop that makes the same calls."""
-
-    def step(engine, batch):
-        return batch
-
-    handlers = [lambda engine: None for _ in range(100)]
-
-    def hand_loop(n: int) -> None:
-        it, e = 0, None
-        for b in range(n):
-            it += 1
-            step(e, b)
-            if it % 100 == 0:
-                for h in handlers:
-                    h(e)
-
-    def engine_loop(module):
-        engine = module.Engine(step)
-        for h in handlers:
-            engine.add_event_handler(module.Events.ITERATION_COMPLETED(every=100), h)
-
-        def run(n: int) -> None:
-            engine.state.max_epochs = None
-            engine.run(None, max_epochs=1, epoch_length=n)
-
-        return run
-
-    rows = [("hand-written loop", _per_iteration_ns(hand_loop, n))]
-    rows.append((f"fastignite ({fastignite.BACKEND})", _per_iteration_ns(engine_loop(fastignite), n)))
-    try:
-        import ignite.engine
-    except ImportError:
-        print("(pytorch-ignite is not installed: python -m pip install -e \".[ignite]\" adds it to this comparison)")
-    else:
-        rows.append(("pytorch-ignite", _per_iteration_ns(engine_loop(ignite.engine), n // 50)))
-    print(f"per-iteration cost, 100 handlers on ITERATION_COMPLETED(every=100), {n} iterations (best of 3):")
-    loop = rows[0][1]
-    for name, ns in rows:
-        print(f"  {name:24s} {ns:10.0f} ns   {ns / loop:7.1f}x the hand-written loop")
 
 
 if __name__ == "__main__":

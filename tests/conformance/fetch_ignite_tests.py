@@ -162,9 +162,12 @@ def _fastignite_location():
 # How fastignite is put in ignite's place: the plugin loaded, and the tests run.
 MODES = {
     # fastignite's own Engine, Events, State... under ignite's names (DEFAULT_FILES).
-    "alias": ("ignite_alias_plugin", None),
+    "alias": (("ignite_alias_plugin",), None),
+    # The same, plus fastignite's DeterministicEngine and supervised helpers.
+    "essentials": (("ignite_alias_plugin", "ignite_essentials_plugin"),
+                   ("test_deterministic.py", "test_create_supervised.py")),
     # fastignite.ignite.install(): only the engine classes swapped; the whole directory.
-    "dropin": ("ignite_dropin_plugin", ("",)),
+    "dropin": (("ignite_dropin_plugin",), ("",)),
 }
 
 
@@ -180,7 +183,7 @@ def run_ignite_suite(backend: str, files=None, mode: str = "alias") -> dict:
         raise ValueError(f"backend must be 'pure' or 'compiled', not {backend!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {sorted(MODES)}, not {mode!r}")
-    plugin, mode_files = MODES[mode]
+    plugins, mode_files = MODES[mode]
     root = ignite_tests_dir()
     paths = [f"tests/ignite/engine/{name}".rstrip("/") for name in (files or mode_files or DEFAULT_FILES)]
 
@@ -197,7 +200,7 @@ def run_ignite_suite(backend: str, files=None, mode: str = "alias") -> dict:
 
     cmd = [sys.executable, "-m", "pytest", *paths, "-m", MARK_EXPR,
            "-c", "pytest.ini", "--rootdir", ".", "-p", "no:cacheprovider",
-           "-p", plugin, "-q", "-rfE", "--color=no"]
+           *(arg for plugin in plugins for arg in ("-p", plugin)), "-q", "-rfE", "--color=no"]
     try:
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
