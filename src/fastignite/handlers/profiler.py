@@ -15,7 +15,7 @@ Differences from ignite, all deliberate:
   handler lists in place.
 * A user's own Timer handlers are timed too. ignite skips any handler whose
   repr contains "Timer.".
-* A handler added during a run is timed from the next run's STARTED on.
+* A handler added during a run is timed from the next EPOCH_STARTED on.
 * Statistics are Python floats, where ignite uses torch float32, so the last
   digit can differ.
 * ``detach(engine)`` exists; ignite has no such method.
