@@ -647,3 +647,43 @@ def test_torch_file_without_torch(tmp_path, no_torch):
     torch.save({"n": 1}, path)
     with pytest.raises(CheckpointError, match="torch is not importable"):
         Checkpoint.load_objects({"n": _Counter()}, path)
+
+
+class _SecondSaveFails:
+    """A checkpointable object whose second state dict cannot be saved."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def state_dict(self) -> dict:
+        self.calls += 1
+        return {"f": (lambda: 0)} if self.calls == 2 else {"v": self.calls}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint_and_list(tmp_path):
+    checkpoint = Checkpoint({"m": _SecondSaveFails()}, DiskSaver(str(tmp_path)), n_saved=1)
+    engine = _engine()
+    engine.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
+    with pytest.raises(Exception):
+        engine.run([0], max_epochs=2)
+    assert _listing(tmp_path) == ["m_1.pt"]
+    assert [item.filename for item in checkpoint._saved] == ["m_1.pt"]
+    assert os.path.exists(checkpoint.last_checkpoint)
+
+
+def test_a_type_error_inside_a_three_argument_saver_is_not_retried(tmp_path):
+    calls = []
+
+    def saver(checkpoint, filename, metadata):
+        calls.append(filename)
+        raise TypeError("the saver's own bug")
+
+    checkpoint = Checkpoint({"m": _model()}, saver)
+    engine = _engine()
+    engine.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
+    with pytest.raises(TypeError, match="the saver's own bug"):
+        engine.run([0], max_epochs=1)
+    assert len(calls) == 1 and checkpoint._saved == []

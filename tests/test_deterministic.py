@@ -428,3 +428,16 @@ def test_reproducible_batch_sampler_as_ignite():
     import fastignite
 
     assert fastignite.ReproducibleBatchSampler is fast_det.ReproducibleBatchSampler
+
+
+def test_checkpointed_by_the_projects_checkpoint_it_loads_back(tmp_path):
+    # rng_states holds plain values: torch.load's default weights_only=True and
+    # the pickle fallback's safe unpickler both read the file.
+    from fastignite.handlers import Checkpoint, DiskSaver
+
+    engine = fast_det.DeterministicEngine(lambda e, b: None)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, Checkpoint({"trainer": engine}, DiskSaver(str(tmp_path))))
+    engine.run(list(range(4)), max_epochs=1)
+    restored = fast_det.DeterministicEngine(lambda e, b: None)
+    Checkpoint.load_objects({"trainer": restored}, str(tmp_path / "trainer_4.pt"))
+    assert restored.state.iteration == 4

@@ -1237,3 +1237,34 @@ def test_comparison_tells_a_broken_twin_apart(name):
             f"{len(tried)} random scenarios ran alike on the pure twin and on the mutant {name!r}: the "
             "strategies no longer reach what it breaks (or the comparison no longer records it)"
         )
+
+
+def test_engine_only_walk_finishes_with_the_count_its_table_reads():
+    # A handler remaps the event's count (State.event_to_attr) and adds a filtered
+    # handler mid-walk: the walk finishes over the live list with the count its
+    # table was built to read, on both twins.
+    class Pings(fastignite.EventEnum):
+        PING = "twin_regression_ping"
+
+    def run(twin_module: str) -> list:
+        seen = []
+
+        def remap_and_add(engine):
+            if engine.state.iteration == 2 and not seen:
+                seen.append("remapped")
+                fastignite.State.event_to_attr[Pings.PING] = "epoch"
+                engine.add_event_handler(Pings.PING(every=2), lambda e: seen.append(("f", e.state.iteration)))
+
+        try:
+            with _engines_on(importlib.import_module(twin_module)):
+                engine = fastignite.Engine(lambda e, b: e.fire_event(Pings.PING))
+            engine.register_events(*Pings)
+            engine.add_event_handler(Pings.PING, remap_and_add)
+            engine.run([0] * 6, max_epochs=1)
+        finally:
+            fastignite.State.event_to_attr.pop(Pings.PING, None)
+        return seen
+
+    if importlib.util.find_spec("fastignite._dispatch_c") is None:
+        pytest.skip("the compiled twin is not built")
+    assert run("fastignite._dispatch_c") == run("fastignite._dispatch_py") == ["remapped", ("f", 2)]

@@ -614,25 +614,32 @@ cdef class Table:
             for i in range(self.n_records):
                 call_with_engine(<object>self.records[i].handler, engine)
                 if item(<PyObject *>tables.tables, slot) is not <PyObject *>self:
-                    # The handler changed this event's handlers: finish as ignite does.
-                    call_entries(engine, self.entries, i + 1, self.attr, tables.count_obj(engine, slot),
+                    # The handler changed this event's handlers: finish as ignite does,
+                    # with the count read the way this table reads it (its attr, fixed
+                    # when it was built, as in the pure twin).
+                    call_entries(engine, self.entries, i + 1, self.attr,
+                                 tables.counts[slot] if self.attr is None else self.read_count(engine),
                                  event_args, event_kwargs)
                     return 0
             return 0
 
+        peeked = NULL
         if self.attr_kind == ATTR_COUNTER:
             count = tables.counts[slot]
         else:
             peeked = self.peek_count(engine)
-            if peeked is NULL or not as_count(<object>peeked, &count):
+            if peeked is not NULL and not as_count(<object>peeked, &count):
+                peeked = NULL
+            if peeked is NULL:
                 count_obj = self.read_count(engine)
                 exact = as_count(count_obj, &count)
 
-        if exact and self.last_count < count and count < self.next_due:
-            if self.n_hot == 0:
-                return 0  # nothing can be due: the common case of filtered handlers
-        if count_obj is None and self.attr_kind != ATTR_COUNTER:
-            count_obj = self.read_count(engine)  # peek_count took no reference: take one now
+        if exact and self.last_count < count and count < self.next_due and self.n_hot == 0:
+            return 0  # nothing can be due: the common case of filtered handlers
+        if peeked is not NULL:
+            # The int in its slot, read without a reference (no Python code ran
+            # since): take one only now that the walk needs the object.
+            count_obj = <object>peeked
         if exact and self.last_count < count and count < self.next_due:
             selected = self.hot
             n_sel = self.n_hot

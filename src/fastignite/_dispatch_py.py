@@ -483,12 +483,13 @@ def _run_epoch(engine: Any, fire: Any, interruptible: bool) -> Any:
     try:
         if engine._dataloader_iter is None:
             raise RuntimeError("Internal error, the data iterator is None at the start of an epoch; please report it.")
+        tables = engine._tables  # an engine's tables never change
         while True:
             engine.state.batch = None
             try:
                 # Right after DATALOADER_STOP_ITERATION the restarted data is read
                 # without a second GET_BATCH_STARTED, as in ignite.
-                last = engine._tables.last_event  # engine.last_event_name, without the property
+                last = tables.last_event  # engine.last_event_name, without the property
                 if last is not _DSI and (type(last) is Events or last != _DSI):
                     if engine.state.dataloader is not None:
                         fire(engine, S_GET_BATCH_STARTED)

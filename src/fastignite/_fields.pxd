@@ -99,23 +99,18 @@ cdef inline object get_field(object obj, Field field):
 
 
 cdef inline int set_field(object obj, Field field, object value) except -1:
-    return set_field_ptr(obj, field, <PyObject *>value)
-
-
-cdef inline int set_field_ptr(object obj, Field field, PyObject *value) except -1:
-    """set_field for a value the caller only borrows (e.g. a list item)."""
     cdef PyObject **slot
     cdef PyObject *old
     if field.offset:
         slot = <PyObject **>(<char *><PyObject *>obj + field.offset)
         old = slot[0]
-        if old is value:
+        if old is <PyObject *>value:
             return 0  # e.g. batch None again: spare the two reference-count writes
-        Py_INCREF(<object>value)
-        slot[0] = value
+        Py_INCREF(value)
+        slot[0] = <PyObject *>value
         Py_XDECREF(old)  # last: a finalizer it runs sees the new value, as with setattr
         return 0
-    return set_slow(obj, <str>field.name, <object>value)
+    return set_slow(obj, <str>field.name, value)
 
 
 cdef inline PyObject *peek_field(object obj, Field field) noexcept:

@@ -15,6 +15,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ._watched import LIST_MUTATORS, report_changes
+
 
 class FilteredHandler:
     """A handler registered on a filtered event, e.g. ``Events.X(every=10)``.
@@ -73,25 +75,7 @@ class HandlerList(list):
             tables.invalidate(self._key)
 
 
-def _mutator(name: str) -> Callable:
-    method = getattr(list, name)
-
-    @functools.wraps(method)
-    def mutate(self: HandlerList, *args: Any) -> Any:
-        try:
-            return method(self, *args)
-        finally:
-            self._changed()
-
-    return mutate
-
-
-for _name in (
-    "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
-    "__setitem__", "__delitem__", "__iadd__", "__imul__",
-):  # fmt: skip
-    setattr(HandlerList, _name, _mutator(_name))
-del _name
+report_changes(HandlerList, list, LIST_MUTATORS)
 
 
 class HandlerRegistry(dict):
@@ -144,6 +128,10 @@ class HandlerRegistry(dict):
     def update(self, *args: Any, **kwargs: Any) -> None:
         for key, entries in dict(*args, **kwargs).items():
             self[key] = entries
+
+    def __ior__(self, other: Any) -> HandlerRegistry:
+        self.update(other)
+        return self
 
     def clear(self) -> None:
         dict.clear(self)

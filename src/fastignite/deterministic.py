@@ -79,8 +79,6 @@ What is not restored
   - runs whose data passes do not line up with ``len(data)``: ``terminate_epoch()``,
     ``set_data``, ``state.dataloader`` replaced from a handler, data of unknown
     length that is restarted.  The resume is then ignite's approximate one.
-  - the contents of the checkpoint: ``rng_states`` holds numpy arrays, so
-    ``torch.load(..., weights_only=False)`` is needed to read a checkpoint.
 
 ``rng_states`` is ignite's list ``[random_state, torch_state, numpy_state]``
 (``torch_state`` is None without torch; ``numpy_state`` is absent without numpy)
@@ -164,7 +162,11 @@ def _get_rng_states() -> list[Any]:
     states: list[Any] = [random.getstate(), torch.get_rng_state() if torch is not None else None]
     np = _numpy()
     if np is not None:
-        states.append(np.random.get_state())
+        # Plain values, not the ndarray get_state() gives: a checkpoint holding it
+        # loads with torch.load's default weights_only=True and with the
+        # Checkpoint's safe unpickler; set_state takes either form.
+        kind, key, pos, has_gauss, cached_gaussian = np.random.get_state()
+        states.append((kind, key.tolist(), int(pos), int(has_gauss), float(cached_gaussian)))
     return states
 
 

@@ -15,6 +15,7 @@ from types import DynamicClassAttribute
 from typing import TYPE_CHECKING, Any
 
 from ._signature import check_signature
+from ._watched import DICT_MUTATORS, report_changes
 from .filters import AllOf, AnyOf, Every, Once, Window, every_filter, once_filter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -276,33 +277,8 @@ class _EventToAttr(dict):
         for tables in list(self.listeners):
             tables.invalidate_all()
 
-    def __setitem__(self, key: Any, value: str) -> None:
-        dict.__setitem__(self, key, value)
-        self._changed()
 
-    def __delitem__(self, key: Any) -> None:
-        dict.__delitem__(self, key)
-        self._changed()
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        dict.update(self, *args, **kwargs)
-        self._changed()
-
-    def pop(self, key: Any, *default: Any) -> Any:
-        try:
-            return dict.pop(self, key, *default)
-        finally:
-            self._changed()
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        try:
-            return dict.setdefault(self, key, default)
-        finally:
-            self._changed()
-
-    def clear(self) -> None:
-        dict.clear(self)
-        self._changed()
+report_changes(_EventToAttr, dict, DICT_MUTATORS)
 
 
 class State:

@@ -86,17 +86,19 @@ def _every(cells: dict[str, Any]) -> Any:
     return Every((cells["every"],))
 
 
+def _once_refs(cells: dict[str, Any]) -> int:
+    return sys.getrefcount(cells["once"])
+
+
 def _once(cells: dict[str, Any]) -> Any:
-    counts = cells["once"]
     # ignite's closure reads the sequence it was given at every firing.  A tuple
     # or range cannot change, nor can a list only the closure holds (once=<int>
     # makes one; so does a literal), and Once can take their values.  A list
     # its caller still holds can change: ignite's closure is kept, which is
-    # exact.  References to such a list here: the cell, the dict, this local
-    # and getrefcount's argument.
-    if type(counts) not in (tuple, range) and sys.getrefcount(counts) > 4:
+    # exact.  Counted before any local names the list, as in the calibration.
+    if type(cells["once"]) not in (tuple, range) and _once_refs(cells) > _PRIVATE_ONCE_REFS:
         return None
-    return Once(counts)
+    return Once(cells["once"])
 
 
 def _window_bounds(cells: dict[str, Any]) -> tuple[Any, Any]:
@@ -112,6 +114,12 @@ def _every_window(cells: dict[str, Any]) -> Any:
     before, after = _window_bounds(cells)
     return Window(before, after, cells["every"])
 
+
+# What _once_refs counts for a list nothing but its closure holds (the cell and
+# the cells dict, plus CPython's own references, which vary across versions).
+_probe = _Factory.once_event_filter([1])
+_PRIVATE_ONCE_REFS = _once_refs(_cells(_probe))
+del _probe
 
 _TRANSLATIONS = {
     _Factory.every_event_filter(2).__code__: _every,

@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._signature import bind_error
 from ..events import EventEnum, Events
 
 __all__ = [
@@ -489,31 +490,30 @@ class Checkpoint:
         }
 
         # The same name again is overwritten in place; otherwise the lowest priority
-        # goes once the list is full.
-        index = next((i for i, item in enumerate(self._saved) if item.filename == filename), None)
-        if index is not None:
-            to_remove = True
-        else:
+        # goes once the list is full.  The list and the disk change only after the
+        # new file is written: a save that fails (or a crash) keeps the old one.
+        saved = list(self._saved)
+        index = next((i for i, item in enumerate(saved) if item.filename == filename), None)
+        if index is None and not self._check_lt_n_saved():
             index = 0
-            to_remove = not self._check_lt_n_saved()
-        if to_remove:
-            item = self._saved.pop(index)
-            # Not for a re-save under the same name: the new write replaces the file,
-            # and removing first would lose it if the write then failed.
-            if self._can_remove() and item.filename != filename:
-                self.save_handler.remove(item.filename)
-
-        self._saved.append(Checkpoint.Item(priority, filename))
-        self._saved.sort(key=lambda it: it[0])
+        evicted = saved.pop(index) if index is not None else None
+        saved.append(Checkpoint.Item(priority, filename))
+        saved.sort(key=lambda it: it[0])
 
         if self.include_self:
-            checkpoint["checkpointer"] = self.state_dict()
+            checkpoint["checkpointer"] = self._state_dict_of(saved)
 
-        try:
+        # ignite also accepts a two-argument handler (checkpoint, filename); decided
+        # from its signature, so a TypeError raised inside it is not mistaken for one.
+        if bind_error(self.save_handler, checkpoint, filename, metadata) is None:
             self.save_handler(checkpoint, filename, metadata)
-        except TypeError:
-            # A two-argument handler (checkpoint, filename), as ignite accepts.
+        else:
             self.save_handler(checkpoint, filename)
+
+        self._saved = saved
+        # Not for a re-save under the same name: the new write has replaced the file.
+        if evicted is not None and evicted.filename != filename and self._can_remove():
+            self.save_handler.remove(evicted.filename)
 
         if hasattr(engine, "fire_event") and engine.has_registered_events(self.SAVED_CHECKPOINT):
             engine.fire_event(self.SAVED_CHECKPOINT)
@@ -598,7 +598,11 @@ class Checkpoint:
     def state_dict(self) -> OrderedDict:
         """The kept files, ``[(priority, filename), ...]``: resuming a run with it
         keeps rotating the files of the run before."""
-        return OrderedDict([("_saved", [(p, f) for p, f in self._saved])])
+        return self._state_dict_of(self._saved)
+
+    @staticmethod
+    def _state_dict_of(saved: list) -> OrderedDict:
+        return OrderedDict([("_saved", [(p, f) for p, f in saved])])
 
     def load_state_dict(self, state_dict: Mapping) -> None:
         if not isinstance(state_dict, Mapping):
