@@ -312,14 +312,12 @@ def _build_engine(api: SimpleNamespace, scenario: Scenario) -> Any:
     return engine
 
 
-def _engine_runner(engine: Any, scenario: Scenario, around: Callable[[], Any]) -> Callable[[int], Callable[[], None]]:
+def _engine_runner(engine: Any, scenario: Scenario) -> Callable[[int], Callable[[], None]]:
     def make_run(n: int) -> Callable[[], None]:
         data = _sized_data(n) if scenario.sized_data else None
 
         def run() -> None:
-            # around() costs about a microsecond per run: nothing next to n iterations.
-            with around():
-                engine.run(data, max_epochs=1, epoch_length=n)
+            engine.run(data, max_epochs=1, epoch_length=n)
 
         return run
 
@@ -328,8 +326,8 @@ def _engine_runner(engine: Any, scenario: Scenario, around: Callable[[], Any]) -
 
 @contextmanager
 def _on_twin(twin: Any):
-    """Run fastignite's engine on ``twin``: the engine reaches its backend through
-    the module attribute ``fastignite.engine._backend`` (at creation and at run)."""
+    """Engines built inside run on ``twin``: an engine binds the backend that the
+    module attribute ``fastignite.engine._backend`` names when it is created."""
     import fastignite.engine
 
     saved = fastignite.engine._backend
@@ -347,7 +345,7 @@ def _fastignite_preparer(twin: Any) -> Callable[[Scenario], Callable[[int], Call
         api = SimpleNamespace(Engine=fastignite.Engine, Events=fastignite.Events, EventEnum=fastignite.EventEnum)
         with _on_twin(twin):
             engine = _build_engine(api, scenario)
-        return _engine_runner(engine, scenario, lambda: _on_twin(twin))
+        return _engine_runner(engine, scenario)
 
     return prepare
 
@@ -356,7 +354,7 @@ def _prepare_ignite(scenario: Scenario) -> Callable[[int], Callable[[], None]]:
     from ignite.engine import Engine, EventEnum, Events
 
     engine = _build_engine(SimpleNamespace(Engine=Engine, Events=Events, EventEnum=EventEnum), scenario)
-    return _engine_runner(engine, scenario, _nothing)
+    return _engine_runner(engine, scenario)
 
 
 def _prepare_dropin(scenario: Scenario) -> Callable[[int], Callable[[], None]]:
@@ -370,12 +368,7 @@ def _prepare_dropin(scenario: Scenario) -> Callable[[int], Callable[[], None]]:
 
     api = SimpleNamespace(Engine=fastignite.ignite.Engine, Events=Events, EventEnum=EventEnum)
     engine = _build_engine(api, scenario)
-    return _engine_runner(engine, scenario, _nothing)
-
-
-@contextmanager
-def _nothing():
-    yield
+    return _engine_runner(engine, scenario)
 
 
 # -- implementations ------------------------------------------------------------------
