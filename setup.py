@@ -4,13 +4,29 @@ All metadata lives in pyproject.toml; this file only declares the compiled
 extension modules.
 
 * Every ``src/fastignite/**/*.pyx`` becomes the extension module of the same
-  dotted name (``src/fastignite/_loop.pyx`` -> ``fastignite._loop``), built
-  with the explicit compiler directives below.  Its pure-Python twin stays in
-  the package as the fallback that is used where no extension is built.
-* With no ``.pyx`` file at all, this builds a pure-Python package.
-* ``FASTIGNITE_NO_EXTENSIONS=1`` skips the extensions: a pure-Python build.
-* Otherwise a ``.pyx`` file that fails to cythonize or to compile FAILS the
-  build.  There is deliberately no silent fallback at build time.
+  dotted name (``src/fastignite/_dispatch_c.pyx`` -> ``fastignite._dispatch_c``),
+  built with the explicit compiler directives below.  Its pure-Python twin
+  (``fastignite._dispatch_py``) stays in the package as the fallback used where
+  no extension is built.
+* No extension is built, and the result is a pure ``py3-none-any`` wheel that
+  runs the pure twin, when:
+
+  - ``FASTIGNITE_NO_EXTENSIONS=1`` is set;
+  - the interpreter is not CPython (PyPy, GraalPy, ...): the extension uses
+    CPython internals;
+  - the interpreter is free-threaded CPython (``Py_GIL_DISABLED``): the project
+    gives such builds the pure twin, so that importing fastignite never turns
+    the GIL back on.
+
+  A pure build leaves the Cython sources (``.pyx``/``.pxd``) out of the wheel:
+  they are of no use without the extension, and ``fastignite/_backend.py``
+  takes an installed ``.pyx`` as the sign that an extension was meant to be
+  there (and warns when it does not import).
+* Otherwise (CPython with a GIL) a ``.pyx`` file that fails to cythonize or to
+  compile FAILS the build.  There is deliberately no silent fallback at build
+  time.
+* Extensions are built without debug information and, where the linker takes
+  ``-s`` (not macOS, not MSVC), stripped; ``build_ext --debug`` keeps both.
 * Generated C is reused while it is newer than its ``.pyx`` (and ``.pxd``) and
   than this file; editing the directives here regenerates all of it.
 * ``FASTIGNITE_CYTHON_ANNOTATE=1`` also writes Cython's HTML annotation next to
@@ -18,11 +34,14 @@ extension modules.
 """
 
 import os
+import platform
 import sys
+import sysconfig
 from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext as _build_ext
+from setuptools.command.build_py import build_py as _build_py
 
 ROOT = Path(__file__).resolve().parent
 SRC = "src"
@@ -42,6 +61,18 @@ def _env_flag(name):
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _pure_build_reason():
+    """Why this build makes no extension, or None when it makes them."""
+    if _env_flag("FASTIGNITE_NO_EXTENSIONS"):
+        return "FASTIGNITE_NO_EXTENSIONS is set"
+    implementation = platform.python_implementation()
+    if implementation != "CPython":
+        return "{} runs the pure-Python twin".format(implementation)
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return "free-threaded CPython runs the pure-Python twin (the GIL stays off)"
+    return None
+
+
 def _find_pyx():
     """Every .pyx under src/fastignite, as paths relative to this file."""
     pkg_dir = ROOT / SRC / PACKAGE
@@ -49,24 +80,15 @@ def _find_pyx():
 
 
 def _extensions():
-    if _env_flag("FASTIGNITE_NO_EXTENSIONS"):
-        print("fastignite: FASTIGNITE_NO_EXTENSIONS is set, building pure Python")
+    reason = _pure_build_reason()
+    if reason:
+        print("fastignite: building pure Python, no extension: " + reason)
         return []
-    pyx_files = _find_pyx()
-    if not pyx_files:
-        return []
-    extensions = []
-    for pyx in pyx_files:
-        module = ".".join(pyx.relative_to(SRC).with_suffix("").parts)
-        extensions.append(
-            Extension(
-                module,
-                # setuptools wants "/"-separated paths relative to setup.py.
-                sources=[pyx.as_posix()],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            )
-        )
-    return extensions
+    # setuptools wants "/"-separated paths relative to setup.py.
+    return [
+        Extension(".".join(pyx.relative_to(SRC).with_suffix("").parts), sources=[pyx.as_posix()])
+        for pyx in _find_pyx()
+    ]
 
 
 def _generated_c_older_than_setup_py():
@@ -95,6 +117,19 @@ class build_ext(_build_ext):
             dist._fastignite_cythonized = True
         super().finalize_options()
 
+    def build_extensions(self):
+        # Small wheels: no debug information (GCC and Clang take -g0, which
+        # overrides the -g of Python's own CFLAGS), and a stripped symbol table
+        # where the linker takes -s.  MSVC writes no debug information unless
+        # asked to; Apple's linker ignores -s (and there is nothing to strip
+        # after -g0).
+        if self.compiler.compiler_type != "msvc" and not self.debug:
+            for ext in self.extensions:
+                ext.extra_compile_args = list(ext.extra_compile_args or []) + ["-g0"]
+                if sys.platform != "darwin":
+                    ext.extra_link_args = list(ext.extra_link_args or []) + ["-s"]
+        super().build_extensions()
+
     def _cythonize(self):
         try:
             from Cython.Build import cythonize
@@ -105,16 +140,6 @@ class build_ext(_build_ext):
                 "requires). Set FASTIGNITE_NO_EXTENSIONS=1 for a pure-Python "
                 "build."
             ) from exc
-
-        include_dirs = []
-        try:
-            import numpy
-        except ImportError:
-            pass
-        else:
-            include_dirs.append(numpy.get_include())
-        for ext in self.distribution.ext_modules:
-            ext.include_dirs = list(ext.include_dirs) + include_dirs
 
         try:
             self.distribution.ext_modules[:] = cythonize(
@@ -133,7 +158,17 @@ class build_ext(_build_ext):
             raise
 
 
+class build_py(_build_py):
+    """A build with no extension ships no Cython sources (see the docstring)."""
+
+    def exclude_data_files(self, package, src_dir, files):
+        files = super().exclude_data_files(package, src_dir, files)
+        if not self.distribution.ext_modules:
+            files = [f for f in files if not f.endswith((".pyx", ".pxd"))]
+        return files
+
+
 setup(
     ext_modules=_extensions(),
-    cmdclass={"build_ext": build_ext},
+    cmdclass={"build_ext": build_ext, "build_py": build_py},
 )

@@ -445,7 +445,8 @@ def measure(
     # Everything alive now (torch, ignite, modules) moves out of the collector's
     # reach, so the collection before each timed run scans only our objects.
     gc.collect()
-    gc.freeze()
+    if hasattr(gc, "freeze"):  # CPython only (PyPy has no gc.freeze)
+        gc.freeze()
     results: dict[tuple[str, str], Result] = {}
     for scenario in scenarios:
         if progress:
