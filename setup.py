@@ -19,9 +19,9 @@ extension modules.
     the GIL back on.
 
   A pure build leaves the Cython sources (``.pyx``/``.pxd``) out of the wheel:
-  they are of no use without the extension, and ``fastignite/_backend.py``
-  takes an installed ``.pyx`` as the sign that an extension was meant to be
-  there (and warns when it does not import).
+  they are of no use without the extension.  ``fastignite/_backend.py``
+  applies the same interpreter rule at import (``compiled_unsupported``), and
+  runs the pure twin silently where no extension was built.
 * Otherwise (CPython with a GIL) a ``.pyx`` file that fails to cythonize or to
   compile FAILS the build.  There is deliberately no silent fallback at build
   time.
@@ -123,6 +123,15 @@ class build_ext(_build_ext):
         # where the linker takes -s.  MSVC writes no debug information unless
         # asked to; Apple's linker ignores -s (and there is nothing to strip
         # after -g0).
+        # Cython's `cdef inline` is only a hint, which GCC declines for the
+        # slot accessors of _fields.pxd once 3.12's immortal-object reference
+        # counting makes them larger: a call each, a tenth of an empty
+        # iteration.  Forced, they cost what the loop needs.
+        for ext in self.extensions:
+            ext.define_macros = list(ext.define_macros or []) + [
+                ("CYTHON_INLINE", "__forceinline" if self.compiler.compiler_type == "msvc"
+                 else "__inline__ __attribute__((always_inline))")
+            ]
         if self.compiler.compiler_type != "msvc" and not self.debug:
             for ext in self.extensions:
                 ext.extra_compile_args = list(ext.extra_compile_args or []) + ["-g0"]

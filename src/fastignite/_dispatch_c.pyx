@@ -31,9 +31,12 @@ from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memset
 
+from ._capi cimport (
+    current_version, fastignite_exhausted, has_next, next_or_exhausted, small_int, type_lookup, type_version,
+    vectorcall,
+)
 from ._fields cimport (
-    _PyType_Lookup, field_is, field_is_none, field_is_true, field_of, get_field, increment_field,
-    peek_field, raw_version, set_field, version_of,
+    field_is, field_is_none, field_is_true, field_of, get_field, increment_field, peek_field, set_field,
 )
 
 import itertools
@@ -110,50 +113,15 @@ cdef enum:
 
 cdef extern from "Python.h":
     PyObject *item "PyList_GET_ITEM"(PyObject *list, Py_ssize_t index)  # borrowed, no check
-    object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf, PyObject *kwnames)
-
-
-cdef extern from *:
-    """
-    /* PyIter_Check, inline: it is a function call in CPython 3.11. */
-    static inline int fastignite_is_iterator(PyObject *o) {
-        iternextfunc next = Py_TYPE(o)->tp_iternext;
-        return next != NULL && next != &_PyObject_NextNotImplemented;
-    }
-    """
-    bint is_iterator "fastignite_is_iterator"(object obj)
     size_t PY_VECTORCALL_ARGUMENTS_OFFSET
+    bint PyIter_Check(object obj)
 
 
 cdef inline object call_with_engine(object handler, object engine):
     """handler(engine), through vectorcall (Cython's generic call costs more)."""
     cdef PyObject *args[2]  # [0] is scratch the callee may use (PY_VECTORCALL_ARGUMENTS_OFFSET)
     args[1] = <PyObject *>engine
-    return PyObject_Vectorcall(handler, &args[1], 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
-
-
-cdef extern from *:
-    """
-    /* next(it, exhausted) without building the call: a new reference to the
-       next item, or to `exhausted` once the iterator is done (StopIteration
-       cleared, as next() with a default does); NULL with another error.
-       `it` must be an iterator (fastignite_is_iterator). */
-    static PyObject *fastignite_exhausted = NULL;  /* set once at import */
-    static inline PyObject *fastignite_next(PyObject *it) {
-        PyObject *item = Py_TYPE(it)->tp_iternext(it);
-        if (item != NULL)
-            return item;
-        if (PyErr_Occurred()) {
-            if (!PyErr_ExceptionMatches(PyExc_StopIteration))
-                return NULL;
-            PyErr_Clear();
-        }
-        Py_INCREF(fastignite_exhausted);
-        return fastignite_exhausted;
-    }
-    """
-    PyObject *fastignite_exhausted
-    object next_or_exhausted "fastignite_next"(object iterator)
+    return vectorcall(handler, &args[1], 1 | PY_VECTORCALL_ARGUMENTS_OFFSET)
 
 
 cdef object _EXHAUSTED = object()  # what next_or_exhausted gives when the data ends
@@ -192,28 +160,6 @@ cdef inline int64_t pymod(int64_t a, int64_t b):
     if r != 0 and ((r < 0) != (b < 0)):
         r += b
     return r
-
-
-cdef extern from *:
-    """
-    /* The value of an int of at most one digit (|value| < 2**30), read in
-       place; 0 for a larger one.  Counts are almost always that small. */
-    static inline int fastignite_small_int(PyObject *o, int64_t *out) {
-    #if PY_VERSION_HEX >= 0x030C0000
-        if (!PyUnstable_Long_IsCompact((PyLongObject *)o))
-            return 0;
-        *out = PyUnstable_Long_CompactValue((PyLongObject *)o);
-        return 1;
-    #else
-        Py_ssize_t size = Py_SIZE(o);
-        if (size < -1 || size > 1)
-            return 0;
-        *out = size * (int64_t)((PyLongObject *)o)->ob_digit[0];
-        return 1;
-    #endif
-    }
-    """
-    bint small_int "fastignite_small_int"(object exact_int, int64_t *out) noexcept
 
 
 cdef inline bint as_count(object value, int64_t *out):
@@ -268,20 +214,33 @@ cdef inline EngineLayout *engine_layout(object engine):
 
 cdef inline void check_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:
     """Make ``layout`` that of ``tp`` as it is now (a type and version comparison)."""
-    if tp is not layout.type or raw_version(tp) != layout.version:
+    if tp is not layout.type or current_version(tp) != layout.version:
         resolve_engine(layout, tp)
 
 
+# How many times a layout was resolved: a test hook (_layout_resolutions) that
+# sees a cache that never hits, e.g. when a CPython version changes how it
+# keeps version tags.
+cdef Py_ssize_t _resolutions = 0
+
+
+def _layout_resolutions():
+    """How many times an engine or state layout has been resolved in this process."""
+    return _resolutions
+
+
 cdef void resolve_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:
+    global _resolutions
+    _resolutions += 1
     layout.type = tp
     layout.state = field_of(tp, A_STATE)
     layout.signal = field_of(tp, A_SIGNAL)
     layout.dataloader_iter = field_of(tp, A_ITER)
     layout.process_function = field_of(tp, A_PROCESS)
     layout.tables = field_of(tp, A_TABLES)
-    # After the lookups, which assign the tag.  A type without one (0) matches
-    # no tag, and is resolved again at every check: slower, never wrong.
-    layout.version = version_of(tp)
+    # A type CPython gives no tag (0) matches no tag, and is resolved again
+    # at every check: slower, never wrong.
+    layout.version = type_version(tp)
     if layout.version == 0:
         layout.type = NULL
 
@@ -292,11 +251,13 @@ cdef inline StateLayout *state_layout(object state):
 
 
 cdef inline void check_state(StateLayout *layout, PyTypeObject *tp) noexcept:
-    if tp is not layout.type or raw_version(tp) != layout.version:
+    if tp is not layout.type or current_version(tp) != layout.version:
         resolve_state(layout, tp)
 
 
 cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept:
+    global _resolutions
+    _resolutions += 1
     layout.type = tp
     layout.iteration = field_of(tp, A_ITERATION)
     layout.epoch = field_of(tp, A_EPOCH)
@@ -305,7 +266,7 @@ cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept:
     layout.dataloader = field_of(tp, A_DATALOADER)
     layout.epoch_length = field_of(tp, A_EPOCH_LENGTH)
     layout.max_iters = field_of(tp, A_MAX_ITERS)
-    layout.version = version_of(tp)
+    layout.version = type_version(tp)
     if layout.version == 0:
         layout.type = NULL
 
@@ -1067,16 +1028,26 @@ cdef class Tables:
 
 cdef object _base_fire_event = None
 cdef str A_FIRE_EVENT = "_fire_event"
+# The last engine type asked about, under its version tag, and the answer.
+cdef PyTypeObject *_overridden_type = NULL
+cdef unsigned int _overridden_version = 0
+cdef bint _overridden = False
 
 
 cdef bint _fire_event_overridden(object engine) except -1:
     """A subclass overriding _fire_event sees every firing, as in ignite."""
-    global _base_fire_event
+    global _base_fire_event, _overridden_type, _overridden_version, _overridden
+    cdef PyTypeObject *tp = Py_TYPE(engine)
+    if tp is _overridden_type and current_version(tp) == _overridden_version:
+        return _overridden
     if _base_fire_event is None:
         from .engine import _BASE_FIRE_EVENT  # not at import: engine.py imports this module
 
         _base_fire_event = _BASE_FIRE_EVENT
-    return _PyType_Lookup(Py_TYPE(engine), <PyObject *>A_FIRE_EVENT) is not <PyObject *>_base_fire_event
+    _overridden = type_lookup(tp, <PyObject *>A_FIRE_EVENT) is not <PyObject *>_base_fire_event
+    _overridden_version = type_version(tp)
+    _overridden_type = tp if _overridden_version != 0 else NULL  # no tag: asked again next time
+    return _overridden
 
 
 def fire_event(engine, event_name) -> None:
@@ -1231,7 +1202,7 @@ cdef inline bint _equals(Py_ssize_t n, object value) except -1:
     """``n == value`` for the int counts the loop compares, without making an
     int object; the value of the last int seen (the epoch length) is kept."""
     global _equals_obj, _equals_value
-    cdef int64_t v
+    cdef int64_t v = 0
     if value is _equals_obj:
         return n == _equals_value
     if as_count(value, &v):
@@ -1301,11 +1272,13 @@ cdef enum:
     R_MAX_ITERS = 4
 
 
-cdef inline bint moved(_Run run, object state) except -1:
+cdef inline bint moved(_Run run, object engine, object state) except -1:
     """After Python code may have run: check the engine's layout, and whether
-    engine.state is still ``state`` (then its layout is checked too)."""
-    check_engine(&run.el, Py_TYPE(run.engine))
-    if not field_is(run.engine, run.el.state, state):
+    engine.state is still ``state`` (then its layout is checked too).
+    ``engine`` is run.engine, passed in: reading the attribute here would
+    cost a reference-count round trip at every check."""
+    check_engine(&run.el, Py_TYPE(engine))
+    if not field_is(engine, run.el.state, state):
         return True
     check_state(&run.sl, Py_TYPE(state))
     return False
@@ -1353,7 +1326,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                 if not field_is_none(state, sl.dataloader):
                     if not fired_quietly(tables, direct, S_GET_BATCH_STARTED):
                         stopped = run.fire_or_stop(S_GET_BATCH_STARTED)
-                        if moved(run, state):
+                        if moved(run, engine, state):
                             state = current_state(run)
                         if stopped:
                             ep.phase = P_TOP
@@ -1364,15 +1337,19 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             phase = P_READ
         if phase == P_READ:
             seen = peek_field(engine, el.dataloader_iter)
+            # A new object gets CPython's own iterator check; the same one only
+            # needs a next() slot to call (its class may have changed).
             if seen is NULL or seen is not <PyObject *>iterator:
                 iterator = get_field(engine, el.dataloader_iter)
-            if not is_iterator(iterator):  # e.g. None after a nested run: next()'s own error
+                if not PyIter_Check(iterator):  # e.g. None after a nested run: next()'s own error
+                    raise TypeError(f"'{type(iterator).__name__}' object is not an iterator")
+            elif not has_next(iterator):
                 raise TypeError(f"'{type(iterator).__name__}' object is not an iterator")
             # No Python code can run here when next() runs none and the old
             # batch outlives its replacement (no finalizer): nothing to check.
             quiet = quiet_iterator(iterator) and Py_REFCNT(batch) > 1
             batch = next_or_exhausted(iterator)
-            if not quiet and moved(run, state):
+            if not quiet and moved(run, engine, state):
                 state = current_state(run)
             if batch is _EXHAUSTED:
                 ep.phase = P_TOP
@@ -1382,7 +1359,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             if not field_is_none(state, sl.dataloader):
                 if not fired_quietly(tables, direct, S_GET_BATCH_COMPLETED):
                     stopped = run.fire_or_stop(S_GET_BATCH_COMPLETED)
-                    if moved(run, state):
+                    if moved(run, engine, state):
                         state = current_state(run)
                     if stopped:
                         ep.phase = P_TOP
@@ -1397,7 +1374,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             increment_field(state, sl.iteration)
             if not fired_quietly(tables, direct, S_ITERATION_STARTED):
                 run.fire(S_ITERATION_STARTED)
-                if moved(run, state):
+                if moved(run, engine, state):
                     state = current_state(run)
             if field_is_true(engine, el.signal):
                 ep.phase = P_PROCESS
@@ -1412,13 +1389,13 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                 batch = get_field(state, sl.batch)
             call_args[1] = <PyObject *>engine
             call_args[2] = <PyObject *>batch
-            output = PyObject_Vectorcall(process_function, &call_args[1], 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
-            if moved(run, state):
+            output = vectorcall(process_function, &call_args[1], 2 | PY_VECTORCALL_ARGUMENTS_OFFSET)
+            if moved(run, engine, state):
                 state = current_state(run)
             set_field(state, sl.output, output)
             if not fired_quietly(tables, direct, S_ITERATION_COMPLETED):
                 run.fire(S_ITERATION_COMPLETED)
-                if moved(run, state):
+                if moved(run, engine, state):
                     state = current_state(run)
             if field_is_true(engine, el.signal):
                 ep.phase = P_END

@@ -4,46 +4,29 @@
 # iteration.  Through PyObject_GetAttr/SetAttr each costs ~15 ns, more than the
 # rest of an iteration.  Engine and State declare those attributes in
 # __slots__; a slot is a pointer at a fixed offset in the object, which a
-# member descriptor on the type records.  A Layout caches those offsets for one
-# type and is checked against the type's version tag, which CPython changes
-# whenever the type (or a base) is modified, so a class patched at run time is
-# re-resolved.  Any attribute that is not a plain slot (a property, a class
-# attribute, an object of another type) goes through getattr/setattr, with
-# Python's exact semantics.
+# member descriptor on the type records (``_capi.slot_offset``).  A Layout
+# caches those offsets for one type and is checked against the type's version
+# tag, which CPython changes whenever the type (or a base) is modified, so a
+# class patched at run time is re-resolved.  Any attribute that is not a
+# plain slot (a property, a class attribute, an object of another type) goes
+# through getattr/setattr, with Python's exact semantics.
 
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.long cimport PyLong_CheckExact
+from cpython.long cimport PyLong_CheckExact, PyLong_FromLongLong
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
+
+from libc.stdint cimport INT64_MAX, int64_t
+
+from ._capi cimport slot_offset, small_int
 
 
 cdef extern from "Python.h":
-    PyObject *_PyType_Lookup(PyTypeObject *type, PyObject *name)  # borrowed, no error set
-    PyTypeObject PyMemberDescr_Type
     PyObject *Py_True
     PyObject *Py_False
 
 
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        const char *name
-        int type
-        Py_ssize_t offset
-        int flags
-    int T_OBJECT_EX
-    int READONLY
-
-
 cdef extern from *:
     """
-    static inline PyMemberDef *fastignite_member_of(PyObject *descr) {
-        return ((PyMemberDescrObject *)descr)->d_member;
-    }
-    /* 0 when the type has no valid tag: a layout recorded with 0 never matches. */
-    static inline unsigned int fastignite_version_of(PyTypeObject *tp) {
-        return PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG) ? tp->tp_version_tag : 0;
-    }
-    /* The tag alone: CPython zeroes it whenever it invalidates it. */
-    static inline unsigned int fastignite_raw_version(PyTypeObject *tp) { return tp->tp_version_tag; }
     /* getattr / setattr out of line, so that the inline fast paths stay small. */
     #if defined(__GNUC__)
     #define FASTIGNITE_NOINLINE __attribute__((noinline))
@@ -59,9 +42,6 @@ cdef extern from *:
         return PyObject_SetAttr(obj, name, value);
     }
     """
-    PyMemberDef *fastignite_member_of(PyObject *descr)
-    unsigned int version_of "fastignite_version_of"(PyTypeObject *tp)
-    unsigned int raw_version "fastignite_raw_version"(PyTypeObject *tp)
     object get_slow "fastignite_get_slow"(object obj, str name)
     int set_slow "fastignite_set_slow"(object obj, str name, object value) except -1
 
@@ -74,14 +54,8 @@ cdef struct Field:
 cdef inline Field field_of(PyTypeObject *tp, str name):
     """Where ``tp`` keeps attribute ``name``: a writable object slot, or not (offset 0)."""
     cdef Field field
-    cdef PyObject *descr = _PyType_Lookup(tp, <PyObject *>name)
-    cdef PyMemberDef *member
     field.name = <PyObject *>name
-    field.offset = 0
-    if descr is not NULL and descr.ob_type is &PyMemberDescr_Type:
-        member = fastignite_member_of(descr)
-        if member.type == T_OBJECT_EX and not (member.flags & READONLY):
-            field.offset = member.offset
+    field.offset = slot_offset(tp, <PyObject *>name)
     return field
 
 
@@ -123,15 +97,17 @@ cdef inline PyObject *peek_field(object obj, Field field) noexcept:
 
 
 cdef inline int increment_field(object obj, Field field) except -1:
-    """``obj.<field> += 1``.  An int in its slot is replaced in place: the new
-    int takes the slot's reference, and the old one is released last."""
+    """``obj.<field> += 1``.  A small int in its slot is replaced in place:
+    the new int takes the slot's reference, and the old one is released last."""
     cdef PyObject **slot
     cdef PyObject *old
+    cdef int64_t value
     if field.offset:
         slot = <PyObject **>(<char *><PyObject *>obj + field.offset)
         old = slot[0]
-        if old is not NULL and PyLong_CheckExact(<object>old):
-            new = <object>old + 1  # an int's + runs no Python code
+        if old is not NULL and PyLong_CheckExact(<object>old) and small_int(<object>old, &value) \
+                and value < INT64_MAX:
+            new = PyLong_FromLongLong(value + 1)
             Py_INCREF(new)
             slot[0] = <PyObject *>new
             Py_DECREF(<object>old)

@@ -1,0 +1,211 @@
+# Every use of CPython's internals by the compiled twin, in one place.
+#
+# The compiled twin is built only for CPython with a GIL (setup.py); PyPy,
+# other interpreters and free-threaded CPython run the pure twin.  What is
+# here is the part of CPython's C API that is not public, or not the same on
+# every version, that the hot path needs.  Each function says what it reads,
+# why, and on which versions; a public API is used wherever one exists, and
+# every difference between versions is a PY_VERSION_HEX guard, so the file
+# compiles against the headers of 3.9 to 3.14.
+#
+#   type_version       a type's version tag (the layout caches key on it)
+#   current_version    the same, read without assigning one (the fast check)
+#   slot_offset        where a __slots__ attribute lives: member descriptors
+#   type_lookup        an attribute as the type's MRO defines it
+#   small_int          a small int's value, read in place (long digits)
+#   next_or_exhausted  next(it, exhausted), through tp_iternext
+#   has_next           whether tp_iternext may be called (iterator checks)
+#   vectorcall         a call through the callable's own vectorcall function
+
+from cpython.object cimport PyObject, PyTypeObject
+from libc.stdint cimport int64_t
+
+
+cdef extern from *:
+    """
+    /* ---- type version tags ---------------------------------------------
+       CPython gives a type a version tag, and a new one whenever the type or
+       one of its bases changes; a type may also have none.  A layout (where a
+       type keeps an attribute) stays true while the tag it was resolved
+       under is the type's tag.
+       3.12+: tp_version_tag is 0 exactly when the type has no valid tag
+         (3.13 no longer sets Py_TPFLAGS_VALID_VERSION_TAG at all), and
+         PyUnstable_Type_AssignVersionTag, public, assigns one.
+       3.9-3.11: the tag is valid only while Py_TPFLAGS_VALID_VERSION_TAG is
+         set (3.9 leaves the old number in place when it invalidates it),
+         and only _PyType_Lookup assigns one: there is no public way. */
+    static inline unsigned int fastignite_current_version(PyTypeObject *tp) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        return tp->tp_version_tag;
+    #else
+        return PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG) ? tp->tp_version_tag : 0;
+    #endif
+    }
+
+    /* The type's tag, assigning one if it has none; 0 when CPython will not
+       give it one (a type modified very often, or tags run out): a layout
+       resolved under 0 is resolved again at every check, slower, never wrong. */
+    static unsigned int fastignite_type_version(PyTypeObject *tp) {
+        if (fastignite_current_version(tp) == 0) {
+    #if PY_VERSION_HEX >= 0x030C0000
+            (void)PyUnstable_Type_AssignVersionTag(tp);
+    #else
+            static PyObject *any_name = NULL;  /* any str: the lookup assigns the tag first */
+            if (any_name == NULL)
+                any_name = PyUnicode_InternFromString("__fastignite_version__");
+            if (any_name == NULL) {
+                PyErr_Clear();
+                return 0;
+            }
+            (void)_PyType_Lookup(tp, any_name);
+    #endif
+        }
+        return fastignite_current_version(tp);
+    }
+
+    /* ---- attribute lookup on a type, through public API ----------------
+       What _PyType_Lookup gives (the attribute as the MRO defines it, no
+       descriptor called), without its cache: only ever called when a layout
+       is resolved or a per-type answer is cached.  3.12+ keeps the dicts of
+       static builtin types outside tp_dict: PyType_GetDict finds them.
+       Borrowed (the class's dict holds it), or NULL with no error set. */
+    static PyObject *fastignite_type_lookup(PyTypeObject *tp, PyObject *name) {
+        PyObject *mro = tp->tp_mro, *dict, *found = NULL;
+        Py_ssize_t i, n;
+        if (mro == NULL || !PyTuple_Check(mro))
+            return NULL;
+        n = PyTuple_GET_SIZE(mro);
+        for (i = 0; i < n && found == NULL; i++) {
+            PyObject *base = PyTuple_GET_ITEM(mro, i);
+            if (!PyType_Check(base))
+                continue;
+    #if PY_VERSION_HEX >= 0x030C0000
+            dict = PyType_GetDict((PyTypeObject *)base);  /* new reference */
+    #else
+            dict = ((PyTypeObject *)base)->tp_dict;
+            Py_XINCREF(dict);
+    #endif
+            if (dict == NULL)
+                continue;
+            found = PyDict_GetItemWithError(dict, name);  /* borrowed; the class keeps its dict */
+            Py_DECREF(dict);
+        }
+        if (found == NULL)
+            PyErr_Clear();
+        return found;
+    }
+
+    /* ---- member descriptors: where a __slots__ attribute lives ---------
+       A __slots__ attribute is a pointer at a fixed offset in the instance,
+       recorded by a member descriptor (PyMemberDescr_Type, public) in its
+       PyMemberDef, which only the PyMemberDescrObject struct reaches
+       (Include/cpython/descrobject.h, the same on 3.9-3.14).
+       The descriptor must belong to a base of `tp` (PyDescr_TYPE): one of
+       another class, stored as a class attribute, records that class's
+       offset.  Only writable object slots (T_OBJECT_EX: unset raises
+       AttributeError) inside the instance qualify.
+       3.12 renamed structmember.h's constants into Python.h (Py_T_*) and
+       added Py_RELATIVE_OFFSET, which such a descriptor never carries. */
+    #if PY_VERSION_HEX >= 0x030C0000
+    #define FASTIGNITE_T_OBJECT_EX Py_T_OBJECT_EX
+    #define FASTIGNITE_READONLY Py_READONLY
+    #define FASTIGNITE_RELATIVE_OFFSET Py_RELATIVE_OFFSET
+    #else
+    #include "structmember.h"
+    #define FASTIGNITE_T_OBJECT_EX T_OBJECT_EX
+    #define FASTIGNITE_READONLY READONLY
+    #define FASTIGNITE_RELATIVE_OFFSET 0
+    #endif
+
+    /* The offset of `tp`'s writable object slot `name`, or 0 when `name` is
+       not one (a property, a class attribute, nothing: getattr/setattr). */
+    static Py_ssize_t fastignite_slot_offset(PyTypeObject *tp, PyObject *name) {
+        PyObject *descr = fastignite_type_lookup(tp, name);
+        PyMemberDef *member;
+        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type)
+            return 0;
+        if (!PyType_IsSubtype(tp, PyDescr_TYPE(descr)))
+            return 0;
+        member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != FASTIGNITE_T_OBJECT_EX
+                || (member->flags & (FASTIGNITE_READONLY | FASTIGNITE_RELATIVE_OFFSET)))
+            return 0;
+        if (member->offset < (Py_ssize_t)sizeof(PyObject)
+                || member->offset + (Py_ssize_t)sizeof(PyObject *) > PyDescr_TYPE(descr)->tp_basicsize)
+            return 0;
+        return member->offset;
+    }
+
+    /* ---- long digits ---------------------------------------------------
+       The value of an int that fits one machine word, read in place; 0 for a
+       larger one (then PyLong_AsLongLongAndOverflow).  Counts are almost
+       always that small, and the public conversion costs a call.
+       3.12+: PyUnstable_Long_IsCompact / _CompactValue (public, unstable).
+       3.9-3.11: ob_size and one 30-bit digit (ob_digit). */
+    static inline int fastignite_small_int(PyObject *o, int64_t *out) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (!PyUnstable_Long_IsCompact((PyLongObject *)o))
+            return 0;
+        *out = PyUnstable_Long_CompactValue((PyLongObject *)o);
+        return 1;
+    #else
+        Py_ssize_t size = Py_SIZE(o);
+        if (size < -1 || size > 1)
+            return 0;
+        *out = size * (int64_t)((PyLongObject *)o)->ob_digit[0];
+        return 1;
+    #endif
+    }
+
+    /* ---- iterators -----------------------------------------------------
+       PyIter_Check (public) is a call, and CPython's own test compares with
+       _PyObject_NextNotImplemented, which 3.13 no longer exports.  The loop
+       calls PyIter_Check when it takes a new iterator object, and at every
+       iteration only tests that tp_iternext is there to call (a type's slot
+       can change under the same object): _PyObject_NextNotImplemented, if it
+       is the slot, raises TypeError as calling next() would. */
+    static inline int fastignite_has_next(PyObject *o) {
+        return Py_TYPE(o)->tp_iternext != NULL;
+    }
+
+    /* next(it, exhausted) without building the call: a new reference to the
+       next item, or to `exhausted` once the iterator is done (StopIteration
+       cleared, as next() with a default does); NULL with another error.
+       `it` must pass fastignite_has_next. */
+    static PyObject *fastignite_exhausted = NULL;  /* set once at import */
+    static inline PyObject *fastignite_next(PyObject *it) {
+        PyObject *item = Py_TYPE(it)->tp_iternext(it);
+        if (item != NULL)
+            return item;
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_StopIteration))
+                return NULL;
+            PyErr_Clear();
+        }
+        Py_INCREF(fastignite_exhausted);
+        return fastignite_exhausted;
+    }
+
+    /* ---- calls ---------------------------------------------------------
+       callable(*args), through the callable's vectorcall function when it
+       has one (PyVectorcall_Function, public since 3.9), as Cython's own
+       fast calls do.  PyObject_Vectorcall also fetches the thread state (a
+       thread-local read through libpython on 3.12+) and checks the result's
+       consistency with the error indicator (a debug aid): costs a loop pays
+       at every call and that Python's own calls from bytecode do not. */
+    static inline PyObject *fastignite_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf) {
+        vectorcallfunc func = PyVectorcall_Function(callable);
+        if (func != NULL)
+            return func(callable, args, nargsf, NULL);
+        return PyObject_Vectorcall(callable, args, nargsf, NULL);
+    }
+    """
+    unsigned int current_version "fastignite_current_version"(PyTypeObject *tp) noexcept
+    unsigned int type_version "fastignite_type_version"(PyTypeObject *tp) noexcept
+    PyObject *type_lookup "fastignite_type_lookup"(PyTypeObject *tp, PyObject *name) noexcept
+    Py_ssize_t slot_offset "fastignite_slot_offset"(PyTypeObject *tp, PyObject *name) noexcept
+    bint small_int "fastignite_small_int"(object exact_int, int64_t *out) noexcept
+    bint has_next "fastignite_has_next"(object obj) noexcept
+    PyObject *fastignite_exhausted
+    object next_or_exhausted "fastignite_next"(object iterator)
+    object vectorcall "fastignite_vectorcall"(object callable, PyObject **args, size_t nargsf)
