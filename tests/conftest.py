@@ -8,12 +8,24 @@ for the duration of a test runs that test on it.
 The compiled twin is included when it is importable.  With
 ``FASTIGNITE_REQUIRE_COMPILED=1`` (CI sets it once a .pyx exists) a missing
 compiled twin is an error, never a silent pure-only run.
+
+The suite runs anywhere: tests that need torch, pytorch-ignite, tqdm or
+scikit-learn skip without them and say so; tests that rely on CPython's
+reference counting or allocator carry ``cpython_only(why)`` and skip on other
+interpreters (PyPy).
+
+Hypothesis profiles: ``FASTIGNITE_HYPOTHESIS_PROFILE=light`` (or pytest's
+``--hypothesis-profile=light``) runs every property test with at most
+``LIGHT_EXAMPLES`` examples, for the quick runs on the extra interpreters in CI.
+Tests that set their own ``max_examples`` pass it through ``examples(n)`` to
+follow the profile; the default profile changes nothing.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import platform
 
 import pytest
 
@@ -36,9 +48,50 @@ def _available_backends() -> list[str]:
 
 BACKENDS = _available_backends()
 
+IS_CPYTHON = platform.python_implementation() == "CPython"
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"fastignite backends under test: {', '.join(BACKENDS)} (default at import: {fastignite.BACKEND})"
+
+def cpython_only(why: str) -> pytest.MarkDecorator:
+    """Skip on interpreters other than CPython: the test relies on ``why``
+    (reference counting, the allocator's counters...), which they lack."""
+    return pytest.mark.skipif(
+        not IS_CPYTHON, reason=f"CPython only: relies on {why} ({platform.python_implementation()} has none)"
+    )
+
+
+# -- hypothesis profiles ------------------------------------------------------------------
+
+HYPOTHESIS_PROFILE_ENV = "FASTIGNITE_HYPOTHESIS_PROFILE"
+LIGHT_PROFILE = "light"
+LIGHT_EXAMPLES = 20
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the tests that use hypothesis import it themselves (and skip or fail there)
+    settings = None
+else:
+    # Fewer examples, and no deadline or too_slow check: a JIT's warm-up (PyPy) is not slowness.
+    settings.register_profile(
+        LIGHT_PROFILE, max_examples=LIGHT_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    if os.environ.get(HYPOTHESIS_PROFILE_ENV):
+        settings.load_profile(os.environ[HYPOTHESIS_PROFILE_ENV])
+
+
+def examples(n: int) -> int:
+    """``max_examples`` for a test that asks for ``n``: ``n``, or at most the light
+    profile's count while that profile is loaded (an explicit ``max_examples``
+    would otherwise override the profile)."""
+    if settings is not None and settings.default is settings.get_profile(LIGHT_PROFILE):
+        return min(n, LIGHT_EXAMPLES)
+    return n
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"fastignite backends under test: {', '.join(BACKENDS)} (default at import: {fastignite.BACKEND})"]
+    if settings is not None and settings.default is settings.get_profile(LIGHT_PROFILE):
+        lines.append(f"hypothesis profile {LIGHT_PROFILE!r}: at most {LIGHT_EXAMPLES} examples per property test")
+    return lines
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,6 +3,8 @@ crash safety of DiskSaver, and clear errors on unreadable files.
 
 The file-name comparisons run ignite's own Checkpoint (on ignite's Engine) side by
 side with ours in twin directories: they are skipped without pytorch-ignite.
+The tests that save torch objects skip without torch; the ones "without torch"
+(the pickle fallback) run anywhere.
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-
-from fastignite import Engine, Events  # noqa: E402
-from fastignite.handlers import checkpoint as ck  # noqa: E402
-from fastignite.handlers.checkpoint import (  # noqa: E402
+from fastignite import Engine, Events
+from fastignite.handlers import checkpoint as ck
+from fastignite.handlers.checkpoint import (
     Checkpoint,
     CheckpointError,
     DiskSaver,
     ModelCheckpoint,
     global_step_from_engine,
 )
+
+try:
+    import torch
+except ImportError:  # the tests "without torch" at the end still run
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 
 
 def _engine() -> Engine:
@@ -85,11 +92,12 @@ def _run(engine_cls, events, checkpoint_cls, saver_cls, dirname: Path, kind: str
     return checkpoint
 
 
+@needs_torch
 @pytest.mark.parametrize("kind", ["one", "many"])
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_file_names_match_ignite(tmp_path, config, kind):
-    ignite_engine = pytest.importorskip("ignite.engine")
-    ignite_handlers = pytest.importorskip("ignite.handlers")
+    ignite_engine = pytest.importorskip("ignite.engine", reason="needs pytorch-ignite 0.5.5")
+    ignite_handlers = pytest.importorskip("ignite.handlers", reason="needs pytorch-ignite 0.5.5")
     kwargs = CONFIGS[config]
     theirs = _run(
         ignite_engine.Engine, ignite_engine.Events, ignite_handlers.Checkpoint, ignite_handlers.DiskSaver,
@@ -105,9 +113,10 @@ def test_file_names_match_ignite(tmp_path, config, kind):
             assert mine == torch.load(tmp_path / "ignite" / name)["checkpointer"]
 
 
+@needs_torch
 def test_model_checkpoint_names_match_ignite(tmp_path):
-    ignite_engine = pytest.importorskip("ignite.engine")
-    ignite_handlers = pytest.importorskip("ignite.handlers")
+    ignite_engine = pytest.importorskip("ignite.engine", reason="needs pytorch-ignite 0.5.5")
+    ignite_handlers = pytest.importorskip("ignite.handlers", reason="needs pytorch-ignite 0.5.5")
     for engine_cls, events, mc_cls, sub in [
         (ignite_engine.Engine, ignite_engine.Events, ignite_handlers.ModelCheckpoint, "ignite"),
         (Engine, Events, ModelCheckpoint, "ours"),
@@ -121,7 +130,7 @@ def test_model_checkpoint_names_match_ignite(tmp_path):
 
 
 def test_setup_filename_pattern_matches_ignite():
-    ignite_handlers = pytest.importorskip("ignite.handlers")
+    ignite_handlers = pytest.importorskip("ignite.handlers", reason="needs pytorch-ignite 0.5.5")
     import itertools
 
     for flags in itertools.product([True, False], repeat=4):
@@ -137,6 +146,7 @@ def test_setup_filename_pattern_matches_ignite():
 # -- rotation, scores, last_checkpoint ----------------------------------------------
 
 
+@needs_torch
 def test_rotation_keeps_last_n_saved(tmp_path):
     engine = _engine()
     checkpoint = Checkpoint({"model": _model()}, DiskSaver(tmp_path), n_saved=2)
@@ -146,6 +156,7 @@ def test_rotation_keeps_last_n_saved(tmp_path):
     assert checkpoint.last_checkpoint == tmp_path / "model_10.pt"
 
 
+@needs_torch
 def test_n_saved_none_keeps_all(tmp_path):
     engine = _engine()
     engine.add_event_handler(Events.EPOCH_COMPLETED, Checkpoint({"m": _model()}, tmp_path, n_saved=None))
@@ -153,6 +164,7 @@ def test_n_saved_none_keeps_all(tmp_path):
     assert _listing(tmp_path) == ["m_1.pt", "m_2.pt", "m_3.pt", "m_4.pt"]
 
 
+@needs_torch
 def test_best_by_score_kept(tmp_path):
     scores = [0.5, 0.9, 0.2, 0.95, 0.1]
     engine = _engine()
@@ -167,6 +179,7 @@ def test_best_by_score_kept(tmp_path):
     assert checkpoint.last_checkpoint == tmp_path / "model_acc=0.9500.pt"
 
 
+@needs_torch
 @pytest.mark.parametrize("greater_or_equal, kept", [(False, "m_1_0.5000.pt"), (True, "m_3_0.5000.pt")])
 def test_score_ties(tmp_path, greater_or_equal, kept):
     engine = _engine()
@@ -181,6 +194,7 @@ def test_score_ties(tmp_path, greater_or_equal, kept):
     assert _listing(tmp_path) == [kept]
 
 
+@needs_torch
 def test_custom_save_handler_gets_metadata_and_remove(tmp_path):
     calls, removed = [], []
 
@@ -203,6 +217,7 @@ def test_custom_save_handler_gets_metadata_and_remove(tmp_path):
     assert checkpoint.last_checkpoint == "p_checkpoint_ep=2.pt"
 
 
+@needs_torch
 def test_saved_checkpoint_event_fires(tmp_path):
     engine = _engine()
     checkpoint = Checkpoint({"m": _model()}, tmp_path, score_function=lambda e: e.state.epoch % 2)
@@ -214,6 +229,7 @@ def test_saved_checkpoint_event_fires(tmp_path):
     assert fired == [1]  # later epochs score 0 or tie at 1: not saved, not fired
 
 
+@needs_torch
 def test_state_dict_and_reset(tmp_path):
     engine = _engine()
     checkpoint = Checkpoint({"m": _model()}, tmp_path, n_saved=2)
@@ -248,6 +264,7 @@ def test_get_default_score_fn():
         Checkpoint.get_default_score_fn("loss", 2.0)
 
 
+@needs_torch
 def test_global_step_from_engine(tmp_path):
     trainer = _engine()
     trainer.state.epoch, trainer.state.iteration = 7, 70
@@ -284,6 +301,7 @@ def _make_run(seed):
     return model, opt, trainer
 
 
+@needs_torch
 def test_load_objects_round_trip_resumes_same_state(tmp_path):
     data = [1, 2, 3, 4]
     # Reference: 4 epochs straight.
@@ -313,6 +331,7 @@ def test_load_objects_round_trip_resumes_same_state(tmp_path):
     Checkpoint.load_objects(to_load, path)
 
 
+@needs_torch
 def test_load_objects_single_object_state_dict(tmp_path):
     source, target = _model(0), _model(1)
     engine = _engine()
@@ -328,6 +347,7 @@ def test_load_objects_single_object_state_dict(tmp_path):
     assert torch.equal(other.weight, source.weight)
 
 
+@needs_torch
 def test_include_self_and_engine_in_to_save(tmp_path):
     engine = _engine()
     checkpoint = Checkpoint({"trainer": engine, "model": _model()}, tmp_path, include_self=True, n_saved=2)
@@ -343,6 +363,7 @@ def test_include_self_and_engine_in_to_save(tmp_path):
     assert (trainer.state.epoch, trainer.state.iteration) == (3, 6)
 
 
+@needs_torch
 def test_load_objects_missing_key_names_it(tmp_path):
     m, target = _model(0), _model(5)
     ckpt = {"model": m.state_dict(), "other": {}}
@@ -356,6 +377,7 @@ def test_load_objects_missing_key_names_it(tmp_path):
         Checkpoint.load_objects({"model": 1}, ckpt)
 
 
+@needs_torch
 def test_reload_objects(tmp_path):
     model = _model(0)
     engine = _engine()
@@ -373,6 +395,7 @@ def test_reload_objects(tmp_path):
 # -- model checkpoint ------------------------------------------------------------------
 
 
+@needs_torch
 def test_model_checkpoint(tmp_path):
     engine = _engine()
     mc = ModelCheckpoint(tmp_path, "run", n_saved=2)
@@ -392,6 +415,7 @@ def test_model_checkpoint(tmp_path):
 # -- argument validation ---------------------------------------------------------------
 
 
+@needs_torch
 def test_argument_validation(tmp_path):
     m = _model()
     with pytest.raises(TypeError, match="to_save"):
@@ -422,6 +446,7 @@ def test_argument_validation(tmp_path):
 # -- DiskSaver ---------------------------------------------------------------------------
 
 
+@needs_torch
 def test_require_empty(tmp_path):
     (tmp_path / "old.pt").write_bytes(b"x")
     (tmp_path / "notes.txt").write_text("x")
@@ -440,6 +465,7 @@ def test_create_dir(tmp_path):
     assert (tmp_path / "a" / "b").is_dir()
 
 
+@needs_torch
 @pytest.mark.parametrize("atomic", [True, False])
 def test_disk_saver_writes_and_removes(tmp_path, atomic):
     saver = DiskSaver(tmp_path, atomic=atomic)
@@ -463,6 +489,7 @@ def _save_epochs(tmp_path, epochs):
     return checkpoint, model
 
 
+@needs_torch
 def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     checkpoint, model = _save_epochs(tmp_path, 1)
     good = tmp_path / "model_1.pt"
@@ -489,6 +516,7 @@ def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     Checkpoint.load_objects({"model": _model(3)}, good)
 
 
+@needs_torch
 def test_crash_overwriting_same_name_keeps_old_file(tmp_path, monkeypatch):
     saver = DiskSaver(tmp_path)
     saver({"v": 1}, "ck.pt")
@@ -498,6 +526,7 @@ def test_crash_overwriting_same_name_keeps_old_file(tmp_path, monkeypatch):
     assert torch.load(tmp_path / "ck.pt") == {"v": 1}
 
 
+@needs_torch
 def test_sigkill_mid_write_leaves_no_torn_file(tmp_path):
     """A process killed (SIGKILL: no cleanup runs) half way through writing epoch 2."""
     script = textwrap.dedent(
@@ -548,6 +577,7 @@ def _one_checkpoint(tmp_path):
     return checkpoint.last_checkpoint
 
 
+@needs_torch
 @pytest.mark.parametrize("keep", [0.5, 0.99, 0.1])
 def test_truncated_file_raises_checkpoint_error(tmp_path, keep):
     path = _one_checkpoint(tmp_path)
@@ -557,6 +587,7 @@ def test_truncated_file_raises_checkpoint_error(tmp_path, keep):
         Checkpoint.load_objects({"model": _model()}, path)
 
 
+@needs_torch
 @pytest.mark.parametrize("content", [b"garbage" * 100, b"\x80garbage", b"", b"PK\x03\x04" + b"\0" * 50])
 def test_garbage_file_raises_checkpoint_error(tmp_path, content):
     path = tmp_path / "bad.pt"
@@ -566,6 +597,7 @@ def test_garbage_file_raises_checkpoint_error(tmp_path, content):
     assert isinstance(info.value, ValueError)
 
 
+@needs_torch
 def test_non_checkpoint_file_raises_checkpoint_error(tmp_path):
     path = tmp_path / "five.pt"
     torch.save(5, path)
@@ -573,6 +605,7 @@ def test_non_checkpoint_file_raises_checkpoint_error(tmp_path):
         Checkpoint.load_objects({"model": _model()}, path)
 
 
+@needs_torch
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         Checkpoint.load_objects({"model": _model()}, tmp_path / "nope.pt")
@@ -642,6 +675,7 @@ def test_pickle_fallback_refuses_code(tmp_path, no_torch):
         Checkpoint.load_objects({"x": _Counter()}, path)
 
 
+@needs_torch
 def test_torch_file_without_torch(tmp_path, no_torch):
     path = tmp_path / "t.pt"
     torch.save({"n": 1}, path)
@@ -663,6 +697,7 @@ class _SecondSaveFails:
         pass
 
 
+@needs_torch
 def test_a_failed_save_keeps_the_previous_checkpoint_and_list(tmp_path):
     checkpoint = Checkpoint({"m": _SecondSaveFails()}, DiskSaver(str(tmp_path)), n_saved=1)
     engine = _engine()
@@ -674,6 +709,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_list(tmp_path):
     assert os.path.exists(checkpoint.last_checkpoint)
 
 
+@needs_torch
 def test_a_type_error_inside_a_three_argument_saver_is_not_retried(tmp_path):
     calls = []
 

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import BACKENDS
 
+# Every suite runs ignite's tests in a subprocess of this interpreter, which imports ignite.
+pytest.importorskip("ignite", reason="needs pytorch-ignite 0.5.5")
+
 # Plain `pytest` does not put the repo root on sys.path (only `python -m pytest` does);
 # appended, not prepended, so it never shadows an installed package.
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])

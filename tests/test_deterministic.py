@@ -7,6 +7,9 @@
    with bitwise the weights and optimizer state of a run never interrupted, with
    and without random numbers drawn in the step; ignite 0.5.5 does not.
 3. keep_random_state and update_dataloader behave as ignite's.
+
+Without torch or pytorch-ignite the tests that need them skip; the import check,
+which runs without torch, still runs.
 """
 
 from __future__ import annotations
@@ -20,17 +23,25 @@ from pathlib import Path
 
 import pytest
 
-np = pytest.importorskip("numpy")
-torch = pytest.importorskip("torch")
-pytest.importorskip("ignite")
-
-from ignite.engine import Events as IgniteEvents  # noqa: E402
-from ignite.engine import deterministic as ignite_det  # noqa: E402
-from ignite.utils import manual_seed  # noqa: E402
-from torch.utils.data import DataLoader, WeightedRandomSampler  # noqa: E402
+np = pytest.importorskip("numpy", reason="needs numpy")
 
 from fastignite import Events  # noqa: E402
 from fastignite import deterministic as fast_det  # noqa: E402
+
+try:
+    import torch
+    from torch.utils.data import DataLoader, WeightedRandomSampler
+except ImportError:
+    torch = None
+try:
+    from ignite.engine import Events as IgniteEvents
+    from ignite.engine import deterministic as ignite_det
+    from ignite.utils import manual_seed
+except ImportError:
+    ignite_det = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+needs_ignite = pytest.mark.skipif(ignite_det is None, reason="needs pytorch-ignite 0.5.5")
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 SCRIPT = Path(__file__).resolve().parent / "_resume_train.py"
@@ -92,6 +103,7 @@ def _weighted_loader():
     return _shuffled_loader(sampler=WeightedRandomSampler(torch.ones(84), 84))
 
 
+@needs_ignite
 @pytest.mark.parametrize(
     "factory, run_kwargs",
     [
@@ -113,12 +125,14 @@ def test_same_data_order_as_ignite(backend, factory, run_kwargs):
     assert len({str(f) for f in firsts}) == len(firsts)
 
 
+@needs_ignite
 def test_same_data_order_as_ignite_with_workers(backend):
     ours, _ = _record_run(_fast_engine, lambda: _shuffled_loader(num_workers=2), max_epochs=2)
     theirs, _ = _record_run(_ignite_engine, lambda: _shuffled_loader(num_workers=2), max_epochs=2)
     assert ours == theirs
 
 
+@needs_ignite
 @pytest.mark.parametrize("resume_epoch", [1, 2])
 def test_resume_from_epoch_same_as_ignite(backend, resume_epoch):
     sd = dict(epoch=resume_epoch, max_epochs=3, epoch_length=21, rng_states=None)
@@ -128,6 +142,7 @@ def test_resume_from_epoch_same_as_ignite(backend, resume_epoch):
     assert ours == theirs == full[resume_epoch * 21 :]
 
 
+@needs_torch
 @pytest.mark.parametrize(
     "factory, num_workers",
     [(_shuffled_loader, 0), (_shuffled_loader, 2), (_RandomIterable, 0)],
@@ -163,6 +178,7 @@ def test_mid_epoch_resume_in_process(backend, factory, num_workers):
         assert run(checkpoints[it]) == full[it:]
 
 
+@needs_ignite
 def test_state_dict_format():
     engine = fast_det.DeterministicEngine(lambda e, b: None)
     sd = engine.state_dict()
@@ -218,7 +234,7 @@ print("OK")
 
 @pytest.fixture(scope="module")
 def digits_npz(tmp_path_factory):
-    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="needs scikit-learn (its digits data set)")
     x, y = sklearn_datasets.load_digits(return_X_y=True)
     path = tmp_path_factory.mktemp("digits") / "digits.npz"
     np.savez(path, x=x, y=y)
@@ -308,6 +324,7 @@ def _bitwise_equal(a, b):
     return True
 
 
+@needs_torch
 @pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout+noise"])
 def test_sigkill_mid_epoch_resume_is_bitwise_exact(tmp_path, digits_npz, dropout):
     # 1797 samples / 64 = 29 batches per epoch; iteration 45 is batch 16 of epoch 2;
@@ -323,6 +340,7 @@ def test_sigkill_mid_epoch_resume_is_bitwise_exact(tmp_path, digits_npz, dropout
     assert _bitwise_equal(full["model"], resumed["model"])
 
 
+@needs_ignite
 def test_ignite_mid_epoch_resume_diverges(tmp_path, digits_npz):
     """ignite 0.5.5 in the same setup: the resumed run ends elsewhere (its sampler draws
     the pass's permutation after the generators were put back)."""
@@ -338,6 +356,7 @@ def _draws():
     return (random.random(), torch.rand(3).tolist(), np.random.rand(2).tolist())
 
 
+@needs_ignite
 @pytest.mark.parametrize("module", [fast_det, ignite_det], ids=["fastignite", "ignite"])
 def test_keep_random_state(module):
     manual_seed(54)
@@ -356,6 +375,7 @@ def test_keep_random_state(module):
     assert got == expected
 
 
+@needs_torch
 def test_keep_random_state_extras():
     def f(x):
         random.random()
@@ -380,6 +400,7 @@ def test_keep_random_state_extras():
     assert torch.equal(state, torch.get_rng_state())
 
 
+@needs_torch
 def test_keep_random_state_without_numpy(monkeypatch):
     monkeypatch.setitem(sys.modules, "numpy", None)
 
@@ -393,6 +414,7 @@ def test_keep_random_state_without_numpy(monkeypatch):
     assert random.getstate() == r and torch.equal(t, torch.get_rng_state())
 
 
+@needs_ignite
 def test_update_dataloader_as_ignite():
     loader = DataLoader(torch.arange(50), batch_size=4, shuffle=True, drop_last=True, num_workers=0)
     ours = fast_det.update_dataloader(loader, fast_det.ReproducibleBatchSampler(loader.batch_sampler))
@@ -411,6 +433,7 @@ def test_update_dataloader_as_ignite():
         assert a == b == c
 
 
+@needs_ignite
 def test_reproducible_batch_sampler_as_ignite():
     loader = DataLoader(list(range(30)), batch_size=4, shuffle=True)
     ours = fast_det.ReproducibleBatchSampler(loader.batch_sampler, start_iteration=3)
@@ -430,6 +453,7 @@ def test_reproducible_batch_sampler_as_ignite():
     assert fastignite.ReproducibleBatchSampler is fast_det.ReproducibleBatchSampler
 
 
+@needs_torch
 def test_checkpointed_by_the_projects_checkpoint_it_loads_back(tmp_path):
     # rng_states holds plain values: torch.load's default weights_only=True and
     # the pickle fallback's safe unpickler both read the file.

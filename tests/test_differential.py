@@ -61,8 +61,8 @@ import types
 
 import pytest
 
-ignite_engine = pytest.importorskip("ignite.engine")
-pytest.importorskip("hypothesis")
+ignite_engine = pytest.importorskip("ignite.engine", reason="needs pytorch-ignite 0.5.5")
+pytest.importorskip("hypothesis", reason="needs hypothesis")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
@@ -82,6 +82,7 @@ from _scenarios import (  # noqa: E402
     execute,
     scenarios,
 )
+from conftest import examples  # noqa: E402
 
 
 def _assert_same_behaviour(scenario: Scenario, api, label: str = "fastignite") -> list:
@@ -147,7 +148,7 @@ def impl(request, backend):
     return request.param, api
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios)
 def test_random_scenarios_match_ignite(impl, scenario):
     label, api = impl

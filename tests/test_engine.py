@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastignite
+from conftest import cpython_only, examples
 from fastignite import EventEnum, Events, State, every_filter, once_filter, throttle_filter
 
 E = Events
@@ -82,7 +83,7 @@ def test_handlers_with_and_without_engine_and_bound_arguments(Engine):
     assert got == ["none", True, (1, 2), ("x", "y")]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     specs=st.lists(
         st.one_of(
@@ -383,7 +384,7 @@ def test_max_iters_across_epochs(Engine):
 
 
 def test_torch_dataloader_is_accepted(Engine):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="needs torch")
     from torch.utils.data import DataLoader
 
     loader = DataLoader(torch.arange(12.0), batch_size=4)
@@ -395,6 +396,7 @@ def test_torch_dataloader_is_accepted(Engine):
 # -- memory -----------------------------------------------------------------------------------
 
 
+@cpython_only("reference counting: the engine is freed by `del` with the collector off")
 def test_engine_is_freed_by_reference_counting(Engine):
     """No reference cycle through handlers, filters, tables or state (ignite's
     own memory-leak test asks this for an unfiltered handler; here all kinds)."""
@@ -415,6 +417,7 @@ def test_engine_is_freed_by_reference_counting(Engine):
         gc.enable()
 
 
+@cpython_only("tracemalloc, which counts CPython's allocations")
 def test_memory_stays_flat_over_many_iterations(Engine):
     import tracemalloc
 

@@ -22,9 +22,9 @@ def _run(*args: str) -> str:
 
 
 def test_digits_example_trains_checkpoints_and_reports_the_cost():
-    pytest.importorskip("torch")
-    pytest.importorskip("sklearn")
-    pytest.importorskip("tqdm")
+    pytest.importorskip("torch", reason="needs torch")
+    pytest.importorskip("sklearn", reason="needs scikit-learn (its digits data set)")
+    pytest.importorskip("tqdm", reason="needs tqdm")
     out = _run(str(EXAMPLES / "digits.py"), "--epochs", "4")
     assert "best model reloaded from disk: validation accuracy" in out
     assert "fastignite (pure)" in out and "hand-written loop" in out

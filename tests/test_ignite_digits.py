@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("ignite")
-pytest.importorskip("sklearn")
-pytest.importorskip("tqdm")
+pytest.importorskip("torch", reason="needs torch")
+pytest.importorskip("ignite", reason="needs pytorch-ignite 0.5.5")
+pytest.importorskip("sklearn", reason="needs scikit-learn (its digits data set)")
+pytest.importorskip("tqdm", reason="needs tqdm")
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "ignite_digits.py"
 

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-ignite = pytest.importorskip("ignite")
-torch = pytest.importorskip("torch")
+ignite = pytest.importorskip("ignite", reason="needs pytorch-ignite 0.5.5")
+torch = pytest.importorskip("torch", reason="needs torch")
 
 import ignite.engine  # noqa: E402
 import ignite.engine.deterministic  # noqa: E402
@@ -270,7 +270,7 @@ def _filter_cases():
         (7, None, 0), (3, 0, 0), (1000, None, 10), (2, 9, 1), (6, 100, 7), (3, 4, 5),
     ]:  # fmt: skip
         cases.append({k: v for k, v in (("every", every), ("before", before), ("after", after)) if v is not None})
-    np = pytest.importorskip("numpy")
+    np = pytest.importorskip("numpy", reason="needs numpy")
     cases.append({"every": np.int64(3)})
     cases.append({"every": np.int64(4), "before": np.int64(40), "after": np.int64(4)})
     cases.append({"before": np.int32(9), "after": np.int16(2)})

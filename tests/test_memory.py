@@ -42,7 +42,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import cpython_only
 from fastignite import Engine, EventEnum, Events
+
+# Every test here counts what CPython counts: live allocator blocks, reference counts,
+# objects freed the moment their last reference goes (with the collector off).
+pytestmark = cpython_only("reference counting and the allocator's block count")
 
 
 class MemEvents(EventEnum):

@@ -2,12 +2,15 @@
 HandlersTimeProfiler) against ignite's own, run on ignite's Engine as the oracle.
 
 Each fastignite scenario runs on every backend twin (the ``backend`` fixture).
+Without pytorch-ignite (or torch, or tqdm) the tests that need it skip; the
+others run.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import importlib.util
 import io
 import logging
 import subprocess
@@ -15,21 +18,32 @@ import sys
 import time
 
 import pytest
-import torch
-from ignite.engine import Engine as IEngine
-from ignite.engine import Events as IEvents
-from ignite.handlers import EarlyStopping as IEarlyStopping
-from ignite.handlers import HandlersTimeProfiler as IProfiler
-from ignite.handlers import ProgressBar as IProgressBar
-from ignite.handlers import TerminateOnNan as ITerminateOnNan
-from ignite.handlers import Timer as ITimer
 
 from fastignite import Engine, EventEnum, Events
 from fastignite.handlers import EarlyStopping, HandlersTimeProfiler, ProgressBar, TerminateOnNan, Timer
 
+try:
+    import torch
+except ImportError:
+    torch = None
+try:
+    from ignite.engine import Engine as IEngine
+    from ignite.engine import Events as IEvents
+    from ignite.handlers import EarlyStopping as IEarlyStopping
+    from ignite.handlers import HandlersTimeProfiler as IProfiler
+    from ignite.handlers import ProgressBar as IProgressBar
+    from ignite.handlers import TerminateOnNan as ITerminateOnNan
+    from ignite.handlers import Timer as ITimer
+except ImportError:
+    IEngine = IEvents = IEarlyStopping = IProfiler = IProgressBar = ITerminateOnNan = ITimer = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+needs_ignite = pytest.mark.skipif(IEngine is None, reason="needs pytorch-ignite 0.5.5 (the oracle)")
+needs_tqdm = pytest.mark.skipif(importlib.util.find_spec("tqdm") is None, reason="needs tqdm (ProgressBar draws with it)")
+
 BOTH = [
     pytest.param((Engine, Events, EarlyStopping, TerminateOnNan, Timer, ProgressBar), id="fastignite"),
-    pytest.param((IEngine, IEvents, IEarlyStopping, ITerminateOnNan, ITimer, IProgressBar), id="ignite"),
+    pytest.param((IEngine, IEvents, IEarlyStopping, ITerminateOnNan, ITimer, IProgressBar), id="ignite", marks=needs_ignite),
 ]
 
 
@@ -76,6 +90,7 @@ def _early_stopping_run(engine_cls, events, es_cls, kwargs):
     return trainer.state.epoch, dict(handler.state_dict()), cap.messages
 
 
+@needs_ignite
 @pytest.mark.parametrize("kwargs", ES_CASES, ids=[str(c) for c in ES_CASES])
 def test_early_stopping_matches_ignite(backend, kwargs):
     mine = _early_stopping_run(Engine, Events, EarlyStopping, kwargs)
@@ -93,6 +108,7 @@ def test_early_stopping_deprecated_names_and_positional_args(backend):
     assert (positional.threshold, positional.cumulative) == (0.1, True)
 
 
+@needs_ignite
 def test_early_stopping_state_dict_round_trip(backend):
     trainer = Engine(lambda e, b: None)
     h = EarlyStopping(3, lambda e: 0.5, trainer)
@@ -121,6 +137,7 @@ def test_early_stopping_attach_resets_on_started(backend):
     assert h.counter == 2 and h.best_score == -1
 
 
+@needs_ignite
 @pytest.mark.parametrize(
     "kwargs, exc, word",
     [
@@ -171,6 +188,7 @@ def _nan_run(engine_cls, events, handler_cls, make_output, output_transform=None
     return engine.state.iteration, engine.state.epoch, [m for lvl, m in cap.messages if lvl == logging.WARNING]
 
 
+@needs_ignite
 @pytest.mark.parametrize("case", sorted(NAN_CASES))
 def test_terminate_on_nan_matches_ignite(backend, case):
     mine = _nan_run(Engine, Events, TerminateOnNan, NAN_CASES[case])
@@ -180,6 +198,7 @@ def test_terminate_on_nan_matches_ignite(backend, case):
     assert (mine[0] == 12) == (case == "finite")
 
 
+@needs_ignite
 def test_terminate_on_nan_output_transform_and_bad_output(backend):
     make = lambda i: (NAN if i == 2 else 1.0, 0.0)  # noqa: E731
     assert _nan_run(Engine, Events, TerminateOnNan, make, lambda out: out[1])[0] == 12
@@ -191,6 +210,7 @@ def test_terminate_on_nan_output_transform_and_bad_output(backend):
             engine.run([0])
 
 
+@needs_tqdm  # ProgressBar() checks that tqdm is installed (without importing it)
 def test_importing_handlers_imports_neither_torch_nor_tqdm():
     code = (
         "import sys, math\n"
@@ -252,6 +272,8 @@ def test_timer_attached_average_divides_by_steps(backend, impl):
 # -- ProgressBar ---------------------------------------------------------------------
 
 
+@needs_torch
+@needs_tqdm
 @pytest.mark.parametrize("impl", BOTH)
 def test_progress_bar_runs_and_closes(backend, impl):
     engine_cls, events, *_, bar_cls = impl
@@ -272,6 +294,8 @@ def test_progress_bar_runs_and_closes(backend, impl):
         assert piece in text, (piece, text)
 
 
+@needs_ignite
+@needs_tqdm
 def test_progress_bar_matches_ignite_text(backend):
     """Same bar text, once the times tqdm prints are masked."""
     import re
@@ -290,6 +314,8 @@ def test_progress_bar_matches_ignite_text(backend):
     assert texts[0] == texts[1]
 
 
+@needs_ignite
+@needs_tqdm
 def test_progress_bar_argument_errors(backend):
     def cases(events):
         return [
@@ -406,6 +432,7 @@ def test_profiler_counts_every_call(backend):
     assert results[-2][2] >= 0 and len(results[-2]) == 7
 
 
+@needs_ignite
 def test_profiler_report_shape_matches_ignite(backend, capsys, tmp_path):
     def build(engine_cls, events, profiler_cls):
         engine = engine_cls(lambda e, b: time.sleep(0.0002))
@@ -564,6 +591,7 @@ def test_profiler_restores_originals_after_run_and_detach(backend):
     assert len(profiler.processing_times) == 3  # no longer profiled
 
 
+@needs_ignite
 def test_profiler_on_ignite_engine_too():
     engine = IEngine(lambda e, b: None)
     profiler = HandlersTimeProfiler()

@@ -97,7 +97,7 @@ from _scenarios import (  # noqa: E402
     _summarize,
     assert_same_traces,
 )
-from conftest import BACKENDS, TWIN_MODULES  # noqa: E402
+from conftest import BACKENDS, TWIN_MODULES, examples  # noqa: E402
 from fastignite.filters import EventFilter, Every  # noqa: E402
 
 PURE = importlib.import_module(TWIN_MODULES["pure"])
@@ -744,7 +744,7 @@ def _forget_ping_mapping():
 
 
 @needs_compiled
-@_settings(300)
+@_settings(examples(300))
 @given(scenario=twin_scenarios)
 def test_random_scenarios_same_on_both_twins(scenario):
     assert_twins_agree(scenario, PURE, COMPILED)
@@ -1209,7 +1209,7 @@ def _mutant(name: str | None):
     return twin
 
 
-@_settings(60)
+@_settings(examples(60))
 @given(scenario=twin_scenarios)
 def test_pure_twin_agrees_with_a_copy_of_itself(scenario):
     # No false alarms: nothing in the recording depends on the run (addresses, times, ids).
@@ -1221,7 +1221,8 @@ def test_comparison_tells_a_broken_twin_apart(name):
     broken = _mutant(name)
     tried = []
 
-    # Generation only: the first difference is enough, shrinking it would only cost time.
+    # Generation only: the first difference is enough, shrinking it would only cost time.  Not
+    # examples(400): finding the mutant within 400 is what this asserts, under any profile.
     @_settings(400, phases=[Phase.generate], report_multiple_bugs=False, database=None)
     @given(scenario=twin_scenarios)
     def compare(scenario):

@@ -86,6 +86,11 @@ def _every(cells: dict[str, Any]) -> Any:
     return Every((cells["every"],))
 
 
+# Only CPython's reference counts tell a list nothing else holds (PyPy has no
+# sys.getrefcount): elsewhere every once=<list> keeps ignite's closure, exact.
+_COUNTS_REFERENCES = sys.implementation.name == "cpython"
+
+
 def _once_refs(cells: dict[str, Any]) -> int:
     return sys.getrefcount(cells["once"])
 
@@ -96,7 +101,9 @@ def _once(cells: dict[str, Any]) -> Any:
     # makes one; so does a literal), and Once can take their values.  A list
     # its caller still holds can change: ignite's closure is kept, which is
     # exact.  Counted before any local names the list, as in the calibration.
-    if type(cells["once"]) not in (tuple, range) and _once_refs(cells) > _PRIVATE_ONCE_REFS:
+    if type(cells["once"]) not in (tuple, range) and (
+        not _COUNTS_REFERENCES or _once_refs(cells) > _PRIVATE_ONCE_REFS
+    ):
         return None
     return Once(cells["once"])
 
@@ -118,7 +125,7 @@ def _every_window(cells: dict[str, Any]) -> Any:
 # What _once_refs counts for a list nothing but its closure holds (the cell and
 # the cells dict, plus CPython's own references, which vary across versions).
 _probe = _Factory.once_event_filter([1])
-_PRIVATE_ONCE_REFS = _once_refs(_cells(_probe))
+_PRIVATE_ONCE_REFS = _once_refs(_cells(_probe)) if _COUNTS_REFERENCES else 0
 del _probe
 
 _TRANSLATIONS = {
