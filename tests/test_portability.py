@@ -106,6 +106,7 @@ def test_a_build_without_the_extension_runs_pure_silently():
     assert done.stdout.strip() == "pure"
 
 
+@pytest.mark.skipif(compiled_unsupported() is not None, reason="this interpreter never imports the extension")
 def test_a_broken_extension_warns_and_runs_pure():
     error = "ImportError('_dispatch_c.so: undefined symbol: _PyObject_NextNotImplemented')"
     code = _FAIL_COMPILED.format(error=error) + textwrap.dedent(
@@ -207,3 +208,25 @@ def test_a_class_changed_mid_run_is_seen_by_the_loop():
     engine.add_event_handler(Events.ITERATION_COMPLETED, patch)
     engine.run([1, 2, 3, 4, 5], max_epochs=1)
     assert [v for v in seen if v is not None] == [40, 50]
+
+
+# -- state.iteration incremented in place (_capi.increment_in_place) ---------------------------
+
+
+@pytest.mark.parametrize("start", [0, 250, 1_000, 2**30 - 5, 2**62])
+def test_iteration_increments_are_exact_and_unobservable(Engine, start):
+    """Counts that cross the small-int cache, one 30-bit digit and 2**62 come
+    out exact; every int a handler kept keeps the value it had when it was
+    read, and no two kept counts are the same object (an int that another
+    reference holds is never changed in place)."""
+    kept = []
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(every=7), lambda e: kept.append(e.state.iteration))
+    engine.load_state_dict({"iteration": start, "epoch_length": 50, "max_epochs": start // 50 + 2})
+    state = engine.run(range(50))
+    end = (start // 50 + 2) * 50
+    assert state.iteration == end
+    expected = [n for n in range(start + 1, end + 1) if n % 7 == 0]
+    assert kept == expected
+    assert len({id(n) for n in kept}) == len(kept)
+    assert all(type(n) is int for n in kept)

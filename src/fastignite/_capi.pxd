@@ -13,6 +13,7 @@
 #   slot_offset        where a __slots__ attribute lives: member descriptors
 #   type_lookup        an attribute as the type's MRO defines it
 #   small_int          a small int's value, read in place (long digits)
+#   increment_in_place an int nobody else holds, incremented in place
 #   next_or_exhausted  next(it, exhausted), through tp_iternext
 #   has_next           whether tp_iternext may be called (iterator checks)
 #   vectorcall         a call through the callable's own vectorcall function
@@ -157,6 +158,47 @@ cdef extern from *:
     #endif
     }
 
+    /* An int that no one else holds, incremented in its own digit.
+       `state.iteration += 1` at every iteration would allocate an int and
+       free the old one: 10-20 ns here, a fifth of an empty iteration.  When
+       the slot holds the only reference (refcount 1: not a cached small int,
+       which is shared, or immortal on 3.12+, and seen by no other object or
+       frame), the change cannot be observed, so the digit is written in
+       place, as CPython itself appends to a str that nobody else holds.
+       Only 256 <= value < 2**30 - 1 (one digit, never becoming a cached small
+       int) and only the layouts known here: ob_size and ob_digit on 3.9-3.11,
+       lv_tag (PyUnstable_Long_IsCompact) and long_value on 3.12-3.14.
+       0 when not done: the caller allocates as usual. */
+    #if PY_VERSION_HEX < 0x030B0000
+    #include "longintrepr.h"  /* 3.9, 3.10: not included by Python.h */
+    #endif
+    static inline int fastignite_increment_in_place(PyObject *o) {
+    #if PY_VERSION_HEX >= 0x030F0000
+        (void)o;
+        return 0;
+    #else
+        PyLongObject *number = (PyLongObject *)o;
+        if (Py_REFCNT(o) != 1 || !PyLong_CheckExact(o))
+            return 0;
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (!PyUnstable_Long_IsCompact(number))
+            return 0;
+        Py_ssize_t value = PyUnstable_Long_CompactValue(number);
+        if (value < 256 || value >= (Py_ssize_t)PyLong_MASK)
+            return 0;
+        number->long_value.ob_digit[0] = (digit)(value + 1);
+    #else
+        if (Py_SIZE(o) != 1)
+            return 0;
+        digit value = number->ob_digit[0];
+        if (value < 256 || value >= PyLong_MASK)
+            return 0;
+        number->ob_digit[0] = value + 1;
+    #endif
+        return 1;
+    #endif
+    }
+
     /* ---- iterators -----------------------------------------------------
        PyIter_Check (public) is a call, and CPython's own test compares with
        _PyObject_NextNotImplemented, which 3.13 no longer exports.  The loop
@@ -205,6 +247,7 @@ cdef extern from *:
     PyObject *type_lookup "fastignite_type_lookup"(PyTypeObject *tp, PyObject *name) noexcept
     Py_ssize_t slot_offset "fastignite_slot_offset"(PyTypeObject *tp, PyObject *name) noexcept
     bint small_int "fastignite_small_int"(object exact_int, int64_t *out) noexcept
+    bint increment_in_place "fastignite_increment_in_place"(PyObject *number) noexcept
     bint has_next "fastignite_has_next"(object obj) noexcept
     PyObject *fastignite_exhausted
     object next_or_exhausted "fastignite_next"(object iterator)

@@ -17,7 +17,7 @@ from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 
 from libc.stdint cimport INT64_MAX, int64_t
 
-from ._capi cimport slot_offset, small_int
+from ._capi cimport increment_in_place, slot_offset, small_int
 
 
 cdef extern from "Python.h":
@@ -97,14 +97,18 @@ cdef inline PyObject *peek_field(object obj, Field field) noexcept:
 
 
 cdef inline int increment_field(object obj, Field field) except -1:
-    """``obj.<field> += 1``.  A small int in its slot is replaced in place:
-    the new int takes the slot's reference, and the old one is released last."""
+    """``obj.<field> += 1``.  An int in its slot that nothing else holds is
+    incremented in place (``_capi.increment_in_place``); another small int is
+    replaced in place: the new int takes the slot's reference, and the old one
+    is released last."""
     cdef PyObject **slot
     cdef PyObject *old
     cdef int64_t value
     if field.offset:
         slot = <PyObject **>(<char *><PyObject *>obj + field.offset)
         old = slot[0]
+        if old is not NULL and increment_in_place(old):
+            return 0
         if old is not NULL and PyLong_CheckExact(<object>old) and small_int(<object>old, &value) \
                 and value < INT64_MAX:
             new = PyLong_FromLongLong(value + 1)
