@@ -17,6 +17,7 @@
 #   next_or_exhausted  next(it, exhausted), through tp_iternext
 #   has_next           whether tp_iternext may be called (iterator checks)
 #   vectorcall         a call through the callable's own vectorcall function
+#   stack_exhausted    whether this thread's C stack is too deep to nest a firing
 
 from cpython.object cimport PyObject, PyTypeObject
 from libc.stdint cimport int64_t
@@ -228,6 +229,63 @@ cdef extern from *:
         return fastignite_exhausted;
     }
 
+    /* ---- the C stack under nested firings ------------------------------
+       A handler that fires its own event nests a firing through C (the
+       handler call, fire_event), which uses C stack.  Py_EnterRecursiveCall
+       guards it on 3.12+, which count C recursion apart from Python's.  On
+       3.9-3.11 it counts against sys.getrecursionlimit() only: a user who
+       raises that limit could overflow the C stack (a segfault) where ignite,
+       all Python frames, raises RecursionError.  So there, a nested firing is
+       refused once the stack pointer comes within a quarter of this thread's
+       stack of its end.  The bounds are found once per thread (pthread on
+       Linux and macOS, GetCurrentThreadStackLimits on Windows); elsewhere no
+       check is made. */
+    #if PY_VERSION_HEX < 0x030C0000 && (defined(__linux__) || defined(__APPLE__) || defined(_WIN32))
+    #if defined(_WIN32)
+    #include <windows.h>
+    #define FASTIGNITE_THREAD_LOCAL __declspec(thread)
+    #else
+    #include <pthread.h>
+    #define FASTIGNITE_THREAD_LOCAL __thread
+    #endif
+    static FASTIGNITE_THREAD_LOCAL char *fastignite_stack_floor = NULL;  /* (char *)1: unknown */
+
+    static char *fastignite_find_stack_floor(void) {
+        char *low = NULL;
+        size_t size = 0;
+    #if defined(_WIN32)
+        ULONG_PTR lowest, highest;
+        GetCurrentThreadStackLimits(&lowest, &highest);
+        low = (char *)lowest;
+        size = (size_t)(highest - lowest);
+    #elif defined(__APPLE__)
+        char *high = (char *)pthread_get_stackaddr_np(pthread_self());
+        size = pthread_get_stacksize_np(pthread_self());
+        low = high - size;
+    #else
+        pthread_attr_t attr;
+        void *address;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            if (pthread_attr_getstack(&attr, &address, &size) == 0)
+                low = (char *)address;
+            pthread_attr_destroy(&attr);
+        }
+    #endif
+        if (low == NULL || size == 0)
+            return (char *)1;
+        return low + size / 4;
+    }
+
+    static inline int fastignite_stack_exhausted(void) {
+        char here;
+        if (fastignite_stack_floor == NULL)
+            fastignite_stack_floor = fastignite_find_stack_floor();
+        return &here < fastignite_stack_floor;
+    }
+    #else
+    static inline int fastignite_stack_exhausted(void) { return 0; }
+    #endif
+
     /* ---- calls ---------------------------------------------------------
        callable(*args), through the callable's vectorcall function when it
        has one (PyVectorcall_Function, public since 3.9), as Cython's own
@@ -252,3 +310,4 @@ cdef extern from *:
     PyObject *fastignite_exhausted
     object next_or_exhausted "fastignite_next"(object iterator)
     object vectorcall "fastignite_vectorcall"(object callable, PyObject **args, size_t nargsf)
+    bint stack_exhausted "fastignite_stack_exhausted"() noexcept

@@ -84,7 +84,7 @@ cdef class Table:
 
 
 cdef class Tables:
-    cdef readonly dict slots      # event -> slot (events compare by name)
+    cdef dict slots               # event -> slot (events compare by name); private: slots index C arrays
     cdef dict slot_by_id          # id(registered event object) -> slot
     cdef readonly list events     # slot -> the event object registered first
     cdef list tables              # slot -> None | STALE | Table
@@ -101,6 +101,7 @@ cdef class Tables:
     cdef int remember(self, object event, Py_ssize_t slot) except -1
     cdef Py_ssize_t find(self, object event) except -2
     cdef object count_obj(self, object engine, Py_ssize_t slot)
+    cdef int check_slot(self, Py_ssize_t slot) except -1
     cdef Table build_c(self, object engine, Py_ssize_t slot)
     cdef int fire_c(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1
     cdef int fire_event_c(self, object engine, object event_name) except -1

@@ -32,8 +32,8 @@ from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memset
 
 from ._capi cimport (
-    current_version, fastignite_exhausted, has_next, next_or_exhausted, small_int, type_lookup, type_version,
-    vectorcall,
+    current_version, fastignite_exhausted, has_next, next_or_exhausted, small_int, stack_exhausted, type_lookup,
+    type_version, vectorcall,
 )
 from ._fields cimport (
     field_is, field_is_none, field_is_true, field_of, get_field, increment_field, peek_field, set_field,
@@ -115,6 +115,24 @@ cdef extern from "Python.h":
     PyObject *item "PyList_GET_ITEM"(PyObject *list, Py_ssize_t index)  # borrowed, no check
     size_t PY_VECTORCALL_ARGUMENTS_OFFSET
     bint PyIter_Check(object obj)
+
+
+cdef extern from "Python.h":
+    int Py_EnterRecursiveCall(const char *where)
+    void Py_LeaveRecursiveCall()
+
+
+cdef inline int enter_firing() except -1:
+    """Count a firing that calls handlers as a level of recursion (undone by
+    Py_LeaveRecursiveCall).  A handler that fires its own event from C, such
+    as functools.partial(engine.fire_event, event), makes no Python frame:
+    without this the recursion would overflow the C stack instead of raising
+    RecursionError, as ignite's pure-Python firing does."""
+    if stack_exhausted():  # 3.9-3.11 only: see _capi.pxd
+        raise RecursionError("maximum recursion depth exceeded while firing an event (the C stack is nearly full)")
+    if Py_EnterRecursiveCall(" while firing an event") != 0:
+        return -1
+    return 0
 
 
 cdef inline object call_with_engine(object handler, object engine):
@@ -423,9 +441,11 @@ cdef CFilter compile_filter(object f):
     c.kind = K_CALL
     tp = type(f)
     # Exact types only: a subclass may override __call__, so it is called.
+    # A zero period never reaches a C `%` (a SIGFPE): such a filter is called
+    # as Python, which raises ZeroDivisionError where ignite's does.
     if tp is Every or tp is Once:
         values = list(f.periods) if tp is Every else list(f._sorted)
-        if values and _fits(values):
+        if values and _fits(values) and (tp is Once or 0 not in values):
             c.values = <int64_t *>malloc(len(values) * sizeof(int64_t))
             if c.values is NULL:
                 raise MemoryError()
@@ -435,8 +455,8 @@ cdef CFilter compile_filter(object f):
             c.kind = K_EVERY if tp is Every else K_ONCE
     elif tp is Window:
         before = f.before
-        every = 0 if f.every is None else f.every
-        if _fits([f.after, every]) and (before == math.inf or _fits([before])):
+        every = 0 if f.every is None else f.every  # 0 in C: no every
+        if (f.every is None or f.every != 0) and _fits([f.after, every]) and (before == math.inf or _fits([before])):
             c.before = NEVER if before == math.inf else before
             c.after = f.after
             c.every = every
@@ -572,17 +592,21 @@ cdef class Table:
         cdef PyObject *peeked
 
         if self.engine_only and simple:
-            for i in range(self.n_records):
-                call_with_engine(<object>self.records[i].handler, engine)
-                if item(<PyObject *>tables.tables, slot) is not <PyObject *>self:
-                    # The handler changed this event's handlers: finish as ignite does,
-                    # with the count read the way this table reads it (its attr, fixed
-                    # when it was built, as in the pure twin).
-                    call_entries(engine, self.entries, i + 1, self.attr,
-                                 tables.counts[slot] if self.attr is None else self.read_count(engine),
-                                 event_args, event_kwargs)
-                    return 0
-            return 0
+            enter_firing()
+            try:
+                for i in range(self.n_records):
+                    call_with_engine(<object>self.records[i].handler, engine)
+                    if item(<PyObject *>tables.tables, slot) is not <PyObject *>self:
+                        # The handler changed this event's handlers: finish as ignite does,
+                        # with the count read the way this table reads it (its attr, fixed
+                        # when it was built, as in the pure twin).
+                        call_entries(engine, self.entries, i + 1, self.attr,
+                                     tables.counts[slot] if self.attr is None else self.read_count(engine),
+                                     event_args, event_kwargs)
+                        return 0
+                return 0
+            finally:
+                Py_LeaveRecursiveCall()
 
         peeked = NULL
         if self.attr_kind == ATTR_COUNTER:
@@ -597,95 +621,99 @@ cdef class Table:
 
         if exact and self.last_count < count and count < self.next_due and self.n_hot == 0:
             return 0  # nothing can be due: the common case of filtered handlers
-        if peeked is not NULL:
-            # The int in its slot, read without a reference (no Python code ran
-            # since): take one only now that the walk needs the object.
-            count_obj = <object>peeked
-        if exact and self.last_count < count and count < self.next_due:
-            selected = self.hot
-            n_sel = self.n_hot
-            return self.walk(tables, engine, slot, selected, n_sel, NULL, count, exact, count_obj,
-                             simple, event_args, event_kwargs)
-
+        enter_firing()
         try:
-            if not exact:
-                # A count the schedule cannot order: every record is a candidate.
-                merged = <Py_ssize_t *>malloc((self.n_records + 1) * sizeof(Py_ssize_t))
-                results = <signed char *>malloc(self.n_groups + 1)
-                if merged is NULL or results is NULL:
-                    raise MemoryError()
-                for i in range(self.n_records):
-                    merged[i] = i
-                memset(results, -1, self.n_groups)
-                return self.walk(tables, engine, slot, merged, self.n_records, results, count, exact,
-                                 count_obj, simple, event_args, event_kwargs)
-
-            # Which groups are due: pop them; reschedule each from its gate_due.
-            if count > self.last_count:
-                n_due = self.heap_len
-                due = &due_buffer[0] if n_due <= 16 else <Py_ssize_t *>malloc(n_due * sizeof(Py_ssize_t))
-                if due is NULL:
-                    raise MemoryError()
-                n_due = 0
-                while self.heap_len and self.heap_due[0] <= count:
-                    due[n_due] = self.heap_pop()
-                    n_due += 1
-            else:  # the count went back or repeated: every group may pass again
-                n_due = self.n_groups
-                due = &due_buffer[0] if n_due <= 16 else <Py_ssize_t *>malloc(n_due * sizeof(Py_ssize_t))
-                if due is NULL:
-                    raise MemoryError()
-                for g in range(n_due):
-                    due[g] = g
-                self.heap_len = 0
-            self.last_count = count
-            for j in range(n_due):
-                g = due[j]
-                self.heap_push((<CFilter>self.groups[g]).gate_due(count, count_obj), g)
-            self.next_due = self.heap_due[0] if self.heap_len else NEVER
-
-            if n_due == 0:
-                if self.n_hot == 0:
-                    return 0
-                return self.walk(tables, engine, slot, self.hot, self.n_hot, NULL, count, exact, count_obj,
+            if peeked is not NULL:
+                # The int in its slot, read without a reference (no Python code ran
+                # since): take one only now that the walk needs the object.
+                count_obj = <object>peeked
+            if exact and self.last_count < count and count < self.next_due:
+                selected = self.hot
+                n_sel = self.n_hot
+                return self.walk(tables, engine, slot, selected, n_sel, NULL, count, exact, count_obj,
                                  simple, event_args, event_kwargs)
-            results = &results_buffer[0] if self.n_groups <= 64 else <signed char *>malloc(self.n_groups)
-            if results is NULL:
-                raise MemoryError()
-            for j in range(n_due):
-                results[due[j]] = -1
-            if n_due == 1 and self.n_hot == 0:
-                g = due[0]
-                return self.walk(tables, engine, slot, self.members + self.member_start[g],
-                                 self.member_start[g + 1] - self.member_start[g], results, count, exact,
-                                 count_obj, simple, event_args, event_kwargs)
-            # The hot records and the due groups' members, in registration order.
-            n_sel = self.n_hot
-            for j in range(n_due):
-                g = due[j]
-                n_sel += self.member_start[g + 1] - self.member_start[g]
-            merged = &merged_buffer[0] if n_sel <= 64 else <Py_ssize_t *>malloc(n_sel * sizeof(Py_ssize_t))
-            if merged is NULL:
-                raise MemoryError()
-            k = 0
-            for i in range(self.n_hot):
-                merged[k] = self.hot[i]
-                k += 1
-            for j in range(n_due):
-                g = due[j]
-                for i in range(self.member_start[g], self.member_start[g + 1]):
-                    merged[k] = self.members[i]
+
+            try:
+                if not exact:
+                    # A count the schedule cannot order: every record is a candidate.
+                    merged = <Py_ssize_t *>malloc((self.n_records + 1) * sizeof(Py_ssize_t))
+                    results = <signed char *>malloc(self.n_groups + 1)
+                    if merged is NULL or results is NULL:
+                        raise MemoryError()
+                    for i in range(self.n_records):
+                        merged[i] = i
+                    memset(results, -1, self.n_groups)
+                    return self.walk(tables, engine, slot, merged, self.n_records, results, count, exact,
+                                     count_obj, simple, event_args, event_kwargs)
+
+                # Which groups are due: pop them; reschedule each from its gate_due.
+                if count > self.last_count:
+                    n_due = self.heap_len
+                    due = &due_buffer[0] if n_due <= 16 else <Py_ssize_t *>malloc(n_due * sizeof(Py_ssize_t))
+                    if due is NULL:
+                        raise MemoryError()
+                    n_due = 0
+                    while self.heap_len and self.heap_due[0] <= count:
+                        due[n_due] = self.heap_pop()
+                        n_due += 1
+                else:  # the count went back or repeated: every group may pass again
+                    n_due = self.n_groups
+                    due = &due_buffer[0] if n_due <= 16 else <Py_ssize_t *>malloc(n_due * sizeof(Py_ssize_t))
+                    if due is NULL:
+                        raise MemoryError()
+                    for g in range(n_due):
+                        due[g] = g
+                    self.heap_len = 0
+                self.last_count = count
+                for j in range(n_due):
+                    g = due[j]
+                    self.heap_push((<CFilter>self.groups[g]).gate_due(count, count_obj), g)
+                self.next_due = self.heap_due[0] if self.heap_len else NEVER
+
+                if n_due == 0:
+                    if self.n_hot == 0:
+                        return 0
+                    return self.walk(tables, engine, slot, self.hot, self.n_hot, NULL, count, exact, count_obj,
+                                     simple, event_args, event_kwargs)
+                results = &results_buffer[0] if self.n_groups <= 64 else <signed char *>malloc(self.n_groups)
+                if results is NULL:
+                    raise MemoryError()
+                for j in range(n_due):
+                    results[due[j]] = -1
+                if n_due == 1 and self.n_hot == 0:
+                    g = due[0]
+                    return self.walk(tables, engine, slot, self.members + self.member_start[g],
+                                     self.member_start[g + 1] - self.member_start[g], results, count, exact,
+                                     count_obj, simple, event_args, event_kwargs)
+                # The hot records and the due groups' members, in registration order.
+                n_sel = self.n_hot
+                for j in range(n_due):
+                    g = due[j]
+                    n_sel += self.member_start[g + 1] - self.member_start[g]
+                merged = &merged_buffer[0] if n_sel <= 64 else <Py_ssize_t *>malloc(n_sel * sizeof(Py_ssize_t))
+                if merged is NULL:
+                    raise MemoryError()
+                k = 0
+                for i in range(self.n_hot):
+                    merged[k] = self.hot[i]
                     k += 1
-            qsort(merged, n_sel, sizeof(Py_ssize_t), _compare_indices)
-            return self.walk(tables, engine, slot, merged, n_sel, results, count, exact, count_obj,
-                             simple, event_args, event_kwargs)
+                for j in range(n_due):
+                    g = due[j]
+                    for i in range(self.member_start[g], self.member_start[g + 1]):
+                        merged[k] = self.members[i]
+                        k += 1
+                qsort(merged, n_sel, sizeof(Py_ssize_t), _compare_indices)
+                return self.walk(tables, engine, slot, merged, n_sel, results, count, exact, count_obj,
+                                 simple, event_args, event_kwargs)
+            finally:
+                if due is not &due_buffer[0]:
+                    free(due)
+                if merged is not &merged_buffer[0]:
+                    free(merged)
+                if results is not &results_buffer[0]:
+                    free(results)
         finally:
-            if due is not &due_buffer[0]:
-                free(due)
-            if merged is not &merged_buffer[0]:
-                free(merged)
-            if results is not &results_buffer[0]:
-                free(results)
+            Py_LeaveRecursiveCall()
 
     cdef PyObject *peek_count(self, object engine) noexcept:
         """The count when it is an object in its slot (iteration, epoch),
@@ -924,7 +952,12 @@ cdef class Tables:
         slot = self.slots.get(event)
         return -1 if slot is None else slot
 
+    # Slots reach C arrays and lists read without bounds checks: every method
+    # Python can call checks the slot it is given, and reads `events` (a list
+    # Python can reach and change) with bounds checks.
+
     @property
+    @cython.boundscheck(True)
     def last_event(self):
         """engine.last_event_name."""
         if self.last_slot >= 0:
@@ -940,6 +973,7 @@ cdef class Tables:
         cdef Py_ssize_t slot = self.find(event)
         return None if slot < 0 else slot
 
+    @cython.boundscheck(True)
     def invalidate(self, event) -> None:
         slot = self.slots.get(event)
         if slot is not None:
@@ -955,8 +989,15 @@ cdef class Tables:
             self.counts[slot] = 0
 
     def build(self, engine, Py_ssize_t slot):
+        self.check_slot(slot)
         return self.build_c(engine, slot)
 
+    cdef int check_slot(self, Py_ssize_t slot) except -1:
+        if not 0 <= slot < self.n_slots:
+            raise IndexError(f"slot should be within 0..{self.n_slots - 1}, got {slot}")
+        return 0
+
+    @cython.boundscheck(True)
     cdef Table build_c(self, object engine, Py_ssize_t slot):
         event = self.events[slot]
         entries = dict.get(engine._event_handlers, event)
@@ -969,23 +1010,23 @@ cdef class Tables:
 
     def firings(self, Py_ssize_t slot) -> int:
         """How many times the event of ``slot`` fired since the run started."""
-        if not 0 <= slot < self.n_slots:
-            raise IndexError(slot)
+        self.check_slot(slot)
         return self.counts[slot]
 
+    @cython.boundscheck(True)
     cdef object count_obj(self, object engine, Py_ssize_t slot):
         attr = State.event_to_attr.get(self.events[slot])
         return self.counts[slot] if attr is None else getattr(state_of(engine), attr)
 
     def count(self, engine, Py_ssize_t slot):  # no `-> int`: Cython would coerce the count
         """The count filters on this slot read (see _dispatch_py.Tables.count)."""
+        self.check_slot(slot)
         return self.count_obj(engine, slot)
 
     # -- firing (hot) --------------------------------------------------------
 
     def fire(self, engine, Py_ssize_t slot, tuple event_args=(), event_kwargs=None) -> None:
-        if not 0 <= slot < self.n_slots:
-            raise IndexError(slot)
+        self.check_slot(slot)
         self.fire_c(engine, slot, event_args, event_kwargs)
 
     cdef int fire_c(self, object engine, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
@@ -1056,7 +1097,13 @@ def fire_event(engine, event_name) -> None:
     if type(tables) is Tables:
         (<Tables>tables).fire_event_c(engine, event_name)
         return None
-    return tables.fire_event(engine, event_name)  # an engine built on the other twin
+    # An engine built on the other twin: its firing nests through this C
+    # function too, so it takes the same guard.
+    enter_firing()
+    try:
+        return tables.fire_event(engine, event_name)
+    finally:
+        Py_LeaveRecursiveCall()
 
 
 # ---------------------------------------------------------------------------
@@ -1064,8 +1111,18 @@ def fire_event(engine, event_name) -> None:
 
 
 @cython.final
+cdef object _RUN_KEY = object()
+
+
 cdef class _Run:
-    """What a run's loop needs: the engine, its tables, how to fire."""
+    """What a run's loop needs: the engine, its tables, how to fire.
+
+    Made only by run_as_gen, with tables it checked: the loop indexes them
+    without bounds checks, so Python code cannot make one."""
+
+    def __cinit__(self, key):
+        if key is not _RUN_KEY:
+            raise TypeError("fastignite's run state is internal: use Engine.run()")
 
     cdef object engine
     cdef Tables tables
@@ -1075,6 +1132,10 @@ cdef class _Run:
     # engine types would keep re-resolving), checked after Python code ran.
     cdef EngineLayout el
     cdef StateLayout sl
+    # Polling (see poll): iterations until the next poll, iterations between
+    # polls, and when the last poll was (time.monotonic).
+    cdef Py_ssize_t countdown, poll_every
+    cdef double last_poll
 
     cdef int fire(self, Py_ssize_t slot) except -1:
         """Fire one of the loop's own events."""
@@ -1131,11 +1192,58 @@ def _fire_timed(_Run run, Py_ssize_t slot, times_key, elapsed):
     return elapsed
 
 
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
+
+
+# How often the loop lets signals and other threads in: about every
+# POLL_SECONDS, counted in iterations so that the clock is read rarely.
+cdef double POLL_SECONDS = 0.001
+cdef Py_ssize_t POLL_MAX_ITERATIONS = 1 << 16
+_monotonic = time.monotonic
+
+
+cdef int poll(_Run run) except -1:
+    """Let the interpreter do what running bytecode would let it do.
+
+    When the process function is C code and no handler is Python, the loop
+    runs no bytecode for a whole epoch, so neither a signal handler (Ctrl-C)
+    nor another thread (terminate() from a watchdog) would run until it ends.
+    Every ~POLL_SECONDS this runs pending signal handlers and releases the
+    GIL for a moment, which hands it to a thread waiting for it.  The number
+    of iterations between polls adapts to their speed: a decrement per
+    iteration and a clock read per poll."""
+    cdef double now, elapsed
+    PyErr_CheckSignals()  # raises what a handler raised (KeyboardInterrupt)
+    with nogil:
+        pass
+    now = _monotonic()
+    elapsed = now - run.last_poll
+    run.last_poll = now
+    if elapsed < POLL_SECONDS / 2:
+        run.poll_every = min(run.poll_every * 2, POLL_MAX_ITERATIONS)
+    elif elapsed > 2 * POLL_SECONDS:
+        run.poll_every = max(run.poll_every // 2, 1)
+    run.countdown = run.poll_every
+    return 0
+
+
+cdef Tables loop_tables(object engine):
+    """engine._tables, if they are this twin's and hold the loop's events
+    (see _dispatch_py.loop_tables)."""
+    tables = engine._tables
+    if type(tables) is not Tables or not S_INTERRUPT < len((<Tables>tables).events) == (<Tables>tables).n_slots:
+        raise RuntimeError(_pure.NOT_LOOP_TABLES.format(tables=tables))
+    return <Tables>tables
+
+
 def run_as_gen(engine, bint interruptible=True):
     """ignite's run: STARTED, epochs until done or terminated, COMPLETED."""
-    cdef _Run run = _Run.__new__(_Run)
+    cdef _Run run = _Run.__new__(_Run, _RUN_KEY)
     run.engine = engine
-    run.tables = engine._tables
+    run.tables = loop_tables(engine)
+    run.countdown = run.poll_every = 64
+    run.last_poll = _monotonic()
     run.fire_through = _pure._fire_through(engine) if engine._fire_event_overridden else None
     run.interruptible = interruptible
     engine.should_terminate = engine.should_terminate_single_epoch = engine.should_interrupt = False
@@ -1319,7 +1427,21 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
     state = current_state(run)
     while True:
         if phase == P_TOP:
+            run.countdown -= 1
+            if run.countdown <= 0:
+                poll(run)  # signal handlers and other threads may change anything
+                if moved(run, engine, state):
+                    state = current_state(run)
             set_field(state, sl.batch, None)
+            # The previous batch goes now, as ignite's `state.batch = None`
+            # drops it, before the next is read; a finalizer it runs may
+            # change anything.
+            if Py_REFCNT(batch) == 1:
+                batch = None
+                if moved(run, engine, state):
+                    state = current_state(run)
+            else:
+                batch = None
             # Right after DATALOADER_STOP_ITERATION the restarted data is read
             # without a second GET_BATCH_STARTED, as in ignite.
             if not _after_restart(tables):
@@ -1345,9 +1467,9 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                     raise TypeError(f"'{type(iterator).__name__}' object is not an iterator")
             elif not has_next(iterator):
                 raise TypeError(f"'{type(iterator).__name__}' object is not an iterator")
-            # No Python code can run here when next() runs none and the old
-            # batch outlives its replacement (no finalizer): nothing to check.
-            quiet = quiet_iterator(iterator) and Py_REFCNT(batch) > 1
+            # No Python code can run here when next() runs none (the previous
+            # batch is gone already): nothing to check.
+            quiet = quiet_iterator(iterator)
             batch = next_or_exhausted(iterator)
             if not quiet and moved(run, engine, state):
                 state = current_state(run)
@@ -1393,6 +1515,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             if moved(run, engine, state):
                 state = current_state(run)
             set_field(state, sl.output, output)
+            output = None  # the state holds it now, until ignite would drop it (after the next read)
             if not fired_quietly(tables, direct, S_ITERATION_COMPLETED):
                 run.fire(S_ITERATION_COMPLETED)
                 if moved(run, engine, state):

@@ -254,6 +254,7 @@ class Tables:
             self.counts[slot] = 0
 
     def build(self, engine: Any, slot: int) -> Table | None:
+        self.check_slot(slot)
         event = self.events[slot]
         entries = dict.get(engine._event_handlers, event)
         table = None
@@ -263,13 +264,21 @@ class Tables:
         self.tables[slot] = table
         return table
 
+    def check_slot(self, slot: int) -> None:
+        # Python's lists would take a negative slot from the end; the compiled
+        # twin's C arrays take none: both refuse it alike.
+        if not 0 <= slot < len(self.counts):
+            raise IndexError(f"slot should be within 0..{len(self.counts) - 1}, got {slot}")
+
     def firings(self, slot: int) -> int:
         """How many times the event of ``slot`` fired since the run started."""
+        self.check_slot(slot)
         return self.counts[slot]
 
     def count(self, engine: Any, slot: int) -> int:
         """The count filters on this slot read: ignite's state attribute for
         built-in and mapped events, else this engine's own firing counter."""
+        self.check_slot(slot)
         attr = State.event_to_attr.get(self.events[slot])
         return self.counts[slot] if attr is None else getattr(engine.state, attr)
 
@@ -287,6 +296,8 @@ class Tables:
         self.fire(engine, slot)
 
     def fire(self, engine: Any, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
+        if slot < 0:  # a larger slot raises IndexError below, as check_slot would
+            self.check_slot(slot)
         self.last_event = self.events[slot]
         counts = self.counts
         counts[slot] += 1
@@ -415,9 +426,24 @@ def _on_signal(engine: Any, fire: Any, interruptible: bool) -> Any:
         yield engine.state
 
 
+NOT_LOOP_TABLES = (
+    "engine._tables should be the dispatch tables the engine was built with (its loop events "
+    "registered), got {tables!r}; build a new Engine instead of replacing them"
+)
+
+
+def loop_tables(engine: Any) -> Tables:
+    """engine._tables, if they are this twin's and hold the loop's events: a
+    run fires those by slot number (the compiled loop without bounds checks)."""
+    tables = engine._tables
+    if type(tables) is not Tables or not S_INTERRUPT < len(tables.events) == len(tables.tables):
+        raise RuntimeError(NOT_LOOP_TABLES.format(tables=tables))
+    return tables
+
+
 def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
     """ignite's run: STARTED, epochs until done or terminated, COMPLETED."""
-    tables = engine._tables
+    tables = loop_tables(engine)
     fire = _fire_through(engine) if engine._fire_event_overridden else tables.fire
     engine.should_terminate = engine.should_terminate_single_epoch = engine.should_interrupt = False
     times = engine.state.times

@@ -92,6 +92,8 @@ class Every(EventFilter):
         return False
 
     def next_due(self, count: int) -> float:
+        if 0 in self.periods:
+            return count + 1  # `count % 0` raises at every firing, as ignite's filter does
         return min([(count // p + 1) * p for p in self.periods])
 
     @property
@@ -150,7 +152,7 @@ class Window(EventFilter):
 
     def next_due(self, count: int) -> float:
         n = max(count + 1, self.after + 1)
-        if self.every is not None:
+        if self.every is not None and self.every != 0:  # 0: `% 0` raises at every count in the window
             n += (-(n - self.after - 1)) % self.every
         return n if n < self.before else NEVER
 

@@ -1,0 +1,348 @@
+"""No crash, no stall, no late release: adversarial uses of the engine.
+
+Each class of failure that a real client or an adversarial case found, tested
+on both twins and, where ignite has the behaviour, against ignite 0.5.5.
+Anything that could kill the interpreter runs in a child process, so that a
+crash fails its test instead of the run:
+
+* zero periods in filters (a C ``%`` by zero is a SIGFPE);
+* recursion through nested firings with no Python frame in between, and with
+  the recursion limit raised (the C stack);
+* a class attribute that is another class's slot descriptor;
+* out-of-range slots and replaced or emptied tables reached from Python;
+* loops that run no bytecode for a whole epoch (signals, other threads);
+* outputs and batches released where ignite releases them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import fastignite
+from conftest import BACKENDS, cpython_only
+
+try:
+    import ignite.engine as ignite_engine
+except ImportError:
+    ignite_engine = None
+
+needs_ignite = pytest.mark.skipif(ignite_engine is None, reason="needs pytorch-ignite 0.5.5 (the oracle)")
+
+# The child's preamble: `Engine` and `Events` of the implementation named by
+# IMPL ("pure", "compiled" or "ignite"), and `report(value)` to send back JSON.
+PREAMBLE = """
+import json, sys, os
+IMPL = os.environ["IMPL"]
+if IMPL == "ignite":
+    from ignite.engine import Engine, Events, EventEnum, State
+else:
+    import importlib
+    import fastignite.engine
+    fastignite.engine._backend = importlib.import_module(
+        {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}[IMPL])
+    from fastignite import Engine, Events, EventEnum, State
+def report(value):
+    print("REPORT " + json.dumps(value))
+"""
+
+
+def run_child(impl: str, code: str, timeout: float = 120, **env: str) -> tuple[subprocess.CompletedProcess, object]:
+    """Run ``code`` in a child interpreter on ``impl``; its process and report."""
+    package_root = os.path.dirname(os.path.dirname(fastignite.__file__))
+    child_env = {**os.environ, **env, "IMPL": impl}
+    child_env["PYTHONPATH"] = package_root + os.pathsep + os.environ.get("PYTHONPATH", "")
+    done = subprocess.run(
+        [sys.executable, "-c", PREAMBLE + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"{impl}: exit {done.returncode}\n{done.stderr[-3000:]}"
+    reports = [line[len("REPORT "):] for line in done.stdout.splitlines() if line.startswith("REPORT ")]
+    assert reports, f"{impl}: no report\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return done, json.loads(reports[-1])
+
+
+IMPLS = BACKENDS + (["ignite"] if ignite_engine is not None else [])
+
+
+def _same_everywhere(code: str, **env: str) -> object:
+    """Run ``code`` on every implementation; all must report the same; that report."""
+    results = {impl: run_child(impl, code, **env)[1] for impl in IMPLS}
+    first = next(iter(results.values()))
+    assert all(r == first for r in results.values()), results
+    return first
+
+
+# -- 1. zero (and other degenerate) periods --------------------------------------------------
+
+ZERO_PERIODS = """
+calls, errors = [], []
+def attempt(make_filter, n=12):
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(event_filter=make_filter()),
+                             lambda e: calls.append(e.state.iteration))
+    try:
+        engine.run(range(n), max_epochs=1)
+    except Exception as exc:
+        errors.append([type(exc).__name__, engine.state.iteration])
+    else:
+        errors.append(None)
+E = Events.ITERATION_COMPLETED
+attempt(lambda: E.every_event_filter(0))
+attempt(lambda: E.every_before_and_after_event_filter(0, 10, 1))
+attempt(lambda: E.every_before_and_after_event_filter(0, 10, 11))  # the window is empty: never divides
+attempt(lambda: E.every_before_and_after_event_filter(-3, 12, 1))
+attempt(lambda: E.every_event_filter(-4))
+attempt(lambda: E.before_and_after_event_filter(0, 0))
+report([calls, errors])
+"""
+
+
+def test_zero_periods_raise_where_ignite_raises_and_never_crash():
+    calls, errors = _same_everywhere(ZERO_PERIODS)
+    assert errors[0] == ["ZeroDivisionError", 1]
+    assert errors[1] == ["ZeroDivisionError", 2]
+    assert errors[2] is None
+
+
+# -- 2. recursion through nested firings ------------------------------------------------------
+
+RECURSION = """
+import functools, threading
+mode, limit, stack = PARAMS
+class Ev(EventEnum):
+    A = "a"
+out = {}
+def main():
+    sys.setrecursionlimit(int(limit))
+    engine = Engine(lambda e, b: e.fire_event(Ev.A))
+    engine.register_events(*Ev)
+    depth = [0]
+    if mode == "partial":
+        engine.add_event_handler(Ev.A, functools.partial(engine.fire_event, Ev.A))
+    else:
+        def again(e):
+            depth[0] += 1
+            e.fire_event(Ev.A)
+        engine.add_event_handler(Ev.A, again)
+    try:
+        engine.run([1], max_epochs=1)
+    except RecursionError:
+        out["error"] = "RecursionError"
+    out["deep"] = depth[0] > 50 or mode == "partial"
+if int(stack):
+    threading.stack_size(int(stack))
+    t = threading.Thread(target=main)
+    t.start()
+    t.join()
+else:
+    main()
+report(out)
+"""
+
+
+@pytest.mark.parametrize("mode", ["partial", "python"])
+@pytest.mark.parametrize("limit, stack", [(1_000, 0), (100_000, 0), (100_000, 512 * 1024)])
+def test_recursive_firing_raises_recursion_error(mode, limit, stack):
+    """A handler that fires its own event (through functools.partial, which
+    makes no Python frame, or through a Python function) ends in a
+    RecursionError, even with the limit raised far beyond what the C stack of
+    the main thread or of a small-stacked thread holds."""
+    code = RECURSION.replace("PARAMS", repr((mode, str(limit), str(stack))))
+    for impl in BACKENDS:
+        _, out = run_child(impl, code, timeout=300)
+        assert out == {"error": "RecursionError", "deep": True}, (impl, out)
+
+
+# -- 3. a slot descriptor of another class -----------------------------------------------------
+
+FOREIGN_SLOT = """
+Foreign = type("Foreign", (), {"__slots__": tuple(f"s{i}" for i in range(4000))})
+class S(State):
+    pass
+outcomes = []
+for attr in ("iteration", "output", "batch", "epoch"):
+    setattr(S, attr, Foreign.__dict__["s3999"])
+    engine = Engine(lambda e, b: b)
+    try:
+        engine.state = S()
+        engine.run([1, 2], max_epochs=1)
+        outcomes.append("ran")
+    except Exception as exc:
+        outcomes.append(type(exc).__name__)
+    delattr(S, attr)
+report(outcomes)
+"""
+
+
+def test_a_foreign_slot_descriptor_is_never_written_in_place():
+    outcomes = {impl: run_child(impl, FOREIGN_SLOT)[1] for impl in BACKENDS}
+    assert all(o == outcomes["pure"] for o in outcomes.values()), outcomes
+    assert all(name == "TypeError" for name in outcomes["pure"]), outcomes
+
+
+# -- 4. private tables reached from Python -----------------------------------------------------
+
+TABLES = """
+outcomes = {}
+def attempt(name, action):
+    try:
+        action()
+        outcomes[name] = "ok"
+    except Exception as exc:
+        outcomes[name] = [type(exc).__name__, str(exc)[:60]]
+engine = Engine(lambda e, b: b)
+engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: None)
+tables = engine._tables
+for slot in (-1, -2**62, 10**6):
+    attempt(f"count {slot}", lambda: tables.count(engine, slot))
+    attempt(f"firings {slot}", lambda: tables.firings(slot))
+    attempt(f"fire {slot}", lambda: tables.fire(engine, slot))
+    if hasattr(tables, "build"):
+        attempt(f"build {slot}", lambda: tables.build(engine, slot))
+def fresh():
+    engine._tables = type(tables)()
+    engine.run([1, 2], max_epochs=1)
+attempt("fresh tables", fresh)
+engine._tables = tables
+def cleared():
+    tables.events.clear()
+    engine.run([1, 2], max_epochs=1)
+attempt("events cleared", cleared)
+attempt("last_event after clear", lambda: engine.last_event_name)
+engine2 = Engine(lambda e, b: b)
+engine2._tables = None
+attempt("no tables", lambda: engine2.run([1], max_epochs=1))
+report(outcomes)
+"""
+
+
+@pytest.mark.parametrize("impl", BACKENDS)
+def test_private_tables_never_crash(impl):
+    _, outcomes = run_child(impl, TABLES)
+    for name, outcome in outcomes.items():
+        if name.startswith(("count", "firings", "fire", "build")):
+            assert outcome[0] == "IndexError", (name, outcome)
+    assert outcomes["fresh tables"][0] == "RuntimeError", outcomes
+    assert "engine._tables should be" in outcomes["fresh tables"][1]
+    assert outcomes["events cleared"][0] == "RuntimeError", outcomes
+    assert outcomes["no tables"] != "ok", outcomes  # an exception, whichever: the point is no crash
+
+
+def test_the_compiled_run_state_cannot_be_made_from_python():
+    if "compiled" not in BACKENDS:
+        pytest.skip("needs the compiled twin")
+    from fastignite import _dispatch_c
+
+    with pytest.raises(TypeError):
+        _dispatch_c._Run(None)
+
+
+# -- 5. a loop that runs no bytecode ---------------------------------------------------------
+
+NO_BYTECODE = """
+import operator, threading, time, signal
+how = HOW
+engine = Engine(operator.is_)  # C code: no bytecode runs per iteration
+if how == "terminate":
+    threading.Timer(0.3, engine.terminate).start()
+else:
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    engine.run(None, max_epochs=1, epoch_length=10**9)
+    outcome = "terminated"
+except KeyboardInterrupt:
+    outcome = "KeyboardInterrupt"
+report([outcome, time.monotonic() - start, engine.state.iteration < 10**9])
+"""
+
+
+@pytest.mark.parametrize("how", ["terminate", "sigint"])
+def test_other_threads_and_signals_get_in(how):
+    """terminate() from another thread and Ctrl-C take effect within a fraction
+    of a second, though the epoch (10**9 iterations of a C process function,
+    minutes of work) would take far longer: the loop lets them in."""
+    for impl in IMPLS:
+        _, (outcome, seconds, early) = run_child(impl, NO_BYTECODE.replace("HOW", repr(how)), timeout=120)
+        assert outcome == ("terminated" if how == "terminate" else "KeyboardInterrupt"), impl
+        assert early and seconds < 10, (impl, seconds)
+
+
+# -- 6. references released where ignite releases them ----------------------------------------
+
+FINALIZERS = """
+log = []
+class Tracked:
+    def __init__(self, name):
+        self.name = name
+    def __del__(self):
+        log.append("del " + self.name)
+def data():
+    for i in range(3):
+        yield Tracked(f"batch{i}")
+def step(e, b):
+    log.append("process " + b.name)
+    return Tracked("out" + b.name[-1])
+engine = Engine(step)
+for event in (Events.GET_BATCH_STARTED, Events.GET_BATCH_COMPLETED, Events.ITERATION_STARTED,
+              Events.ITERATION_COMPLETED, Events.EPOCH_COMPLETED):
+    engine.add_event_handler(event, lambda e, name=event.name: log.append(name))
+engine.run(data(), max_epochs=1)
+report(log)
+"""
+
+
+@cpython_only("finalizers that run when the last reference goes")
+@needs_ignite
+def test_batches_and_outputs_are_released_when_ignite_releases_them():
+    log = _same_everywhere(FINALIZERS)
+    # The previous output is gone before the next process call, the previous
+    # batch before the next read.
+    assert log.index("del out0") < log.index("process batch1")
+    assert log.index("del batch0") < log.index("GET_BATCH_COMPLETED", log.index("process batch0"))
+
+
+PEAK = """
+import tracemalloc
+def step(e, b):
+    return bytearray(10**7)
+engine = Engine(step)
+engine.run(range(2), max_epochs=1)
+tracemalloc.start()
+tracemalloc.reset_peak()
+engine.run(range(4), max_epochs=1)
+report(round(tracemalloc.get_traced_memory()[1] / 1e6))
+"""
+
+
+@cpython_only("tracemalloc")
+def test_peak_memory_holds_one_output_at_a_time():
+    """A 10 MB output per iteration peaks at 10 MB, as on ignite: the previous
+    output is not alive during the next process call."""
+    for impl in IMPLS:
+        _, peak_mb = run_child(impl, PEAK)
+        assert peak_mb <= 11, (impl, peak_mb)
+
+
+def test_sigint_is_delivered_to_a_pure_python_run_as_well(Engine):
+    """The same on a loop that does run bytecode: a control for the test above."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    engine = Engine(lambda e, b: None)
+    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(None, max_epochs=1, epoch_length=10**9)
+    timer.join()
