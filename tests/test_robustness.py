@@ -346,3 +346,109 @@ def test_sigint_is_delivered_to_a_pure_python_run_as_well(Engine):
     with pytest.raises(KeyboardInterrupt):
         engine.run(None, max_epochs=1, epoch_length=10**9)
     timer.join()
+
+
+# -- 7. a State whose class sees every attribute access -----------------------------------------
+
+
+def _hooked_state_run(impl: str) -> tuple[list, list]:
+    """A State subclass recording every write and doubling every batch it is
+    asked for; what the process function got, and the writes, in order."""
+    if impl == "ignite":
+        Engine, State = ignite_engine.Engine, ignite_engine.State
+    else:
+        import importlib
+
+        import fastignite.engine as engine_module
+
+        previous = engine_module._backend
+        engine_module._backend = importlib.import_module(
+            {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}[impl]
+        )
+        Engine, State = fastignite.Engine, fastignite.State
+    writes, got = [], []
+
+    class Hooked(State):
+        def __setattr__(self, name, value):
+            if name in ("iteration", "batch", "output"):
+                writes.append((name, value))
+            super().__setattr__(name, value)
+
+        def __getattribute__(self, name):
+            value = super().__getattribute__(name)
+            return value * 2 if name == "batch" and value is not None else value
+
+    try:
+        engine = Engine(lambda e, b: got.append(b) or b + 100)
+        engine.state = Hooked()
+        engine.run([1, 2, 3], max_epochs=2)
+    finally:
+        if impl != "ignite":
+            engine_module._backend = previous
+    return got, writes
+
+
+def test_state_hooks_see_every_access():
+    """__setattr__ and __getattribute__ of a State subclass see what the loop
+    writes and reads, as on ignite: the compiled loop takes the generic path
+    for such a type, as it does for a property."""
+    results = {impl: _hooked_state_run(impl) for impl in IMPLS}
+    got, writes = results["pure"]
+    assert got == [2, 4, 6, 2, 4, 6]
+    assert ("output", 102) in writes and ("iteration", 6) in writes
+    for impl, result in results.items():
+        assert result == results["pure"], impl
+
+
+# -- 8, 9. counts past 2**63, float and numpy epoch lengths ------------------------------------
+
+
+def _resume_trace(Engine, Events, state: dict, data, max_epochs=None) -> list:
+    engine = Engine(lambda e, b: None)
+    seen = []
+    engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append(("I", e.state.iteration)))
+    engine.add_event_handler(
+        Events.EPOCH_COMPLETED, lambda e: (seen.append(("E", e.state.epoch, e.state.iteration)), e.terminate())
+    )
+    engine.add_event_handler(
+        Events.TERMINATE_SINGLE_EPOCH, lambda e, iter_counter=None: seen.append(("TS", repr(iter_counter)))
+    )
+    engine.add_event_handler(Events.ITERATION_COMPLETED(every=3), lambda e: e.terminate_epoch())
+    for name, value in state.items():
+        setattr(engine.state, name, value)
+    try:
+        engine.run(data, max_epochs=max_epochs)
+    except Exception as exc:  # the same error everywhere is as good as the same run
+        seen.append((type(exc).__name__, str(exc)))
+    return seen + [repr(engine.state.iteration), repr(engine.state.epoch)]
+
+
+def _numeric_cases():
+    cases = [
+        ({"iteration": 2**63 + 5, "epoch_length": 2**63 + 8, "epoch": 1, "max_epochs": 3}, None, None),
+        ({"iteration": 2**64 + 1, "epoch_length": 2**63 + 1, "epoch": 2, "max_epochs": 4}, None, None),
+        ({"iteration": 2**62 - 2, "epoch_length": 2**62, "epoch": 0, "max_epochs": 2}, None, None),
+        ({"iteration": 25, "epoch": 2, "epoch_length": 10.0}, list(range(10)), 4),
+        ({"iteration": 26, "epoch": 2, "epoch_length": 10.5}, list(range(10)), 4),
+        ({"iteration": 0, "epoch": 0, "epoch_length": 10.0}, list(range(10)), 2),
+    ]
+    try:
+        import numpy as np
+    except ImportError:
+        return cases
+    return cases + [
+        ({"iteration": 25, "epoch": 2, "epoch_length": np.ceil(95 / 10)}, list(range(10)), 4),
+        ({"iteration": 25, "epoch": 2, "epoch_length": np.int64(10)}, list(range(10)), 4),
+        ({"iteration": np.int64(25), "epoch": 2, "epoch_length": 10}, list(range(10)), 4),
+    ]
+
+
+@needs_ignite
+@pytest.mark.parametrize("case", range(len(_numeric_cases())))
+def test_resumes_from_any_count_ignite_accepts(Engine, case):
+    """Resumes whose counts do not fit a C integer, or whose epoch length is a
+    float or a numpy number (as a client sets it: ``np.ceil(n / batch)``),
+    run as on ignite: the same iterations, epochs, iteration counters."""
+    state, data, max_epochs = _numeric_cases()[case]
+    expected = _resume_trace(ignite_engine.Engine, ignite_engine.Events, state, data, max_epochs)
+    assert _resume_trace(Engine, fastignite.Events, state, data, max_epochs) == expected

@@ -122,8 +122,14 @@ cdef extern from *:
     /* The offset of `tp`'s writable object slot `name`, or 0 when `name` is
        not one (a property, a class attribute, nothing: getattr/setattr). */
     static Py_ssize_t fastignite_slot_offset(PyTypeObject *tp, PyObject *name) {
-        PyObject *descr = fastignite_type_lookup(tp, name);
+        PyObject *descr;
         PyMemberDef *member;
+        /* A class that defines __getattribute__, __getattr__ or __setattr__
+           (its slot functions are no longer the generic ones) sees every
+           access through them, as it would see a property. */
+        if (tp->tp_getattro != PyObject_GenericGetAttr || tp->tp_setattro != PyObject_GenericSetAttr)
+            return 0;
+        descr = fastignite_type_lookup(tp, name);
         if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type)
             return 0;
         if (!PyType_IsSubtype(tp, PyDescr_TYPE(descr)))

@@ -26,6 +26,7 @@ cimport cython
 
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF, Py_REFCNT
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
@@ -1136,6 +1137,11 @@ cdef class _Run:
     # polls, and when the last poll was (time.monotonic).
     cdef Py_ssize_t countdown, poll_every
     cdef double last_poll
+    # The epoch's iteration counter starts here when it is not a C integer
+    # (a resume from an epoch length past 2**63, or a float or numpy one,
+    # as ignite accepts): the counter is then counter_base + Epoch.iter_counter,
+    # compared through Python.  None otherwise.
+    cdef object counter_base
 
     cdef int fire(self, Py_ssize_t slot) except -1:
         """Fire one of the loop's own events."""
@@ -1359,7 +1365,7 @@ cdef inline bint _after_restart(Tables tables) except -1:
 
 
 cdef struct Epoch:
-    Py_ssize_t iter_counter
+    Py_ssize_t iter_counter  # plus _Run.counter_base when that is not None
     bint should_exit
     int phase       # where iterate() resumes
 
@@ -1524,7 +1530,8 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                 ep.phase = P_END
                 return R_SIGNAL
         # P_END
-        if _epoch_ends(ep.iter_counter, state, sl):
+        if (_epoch_ends(ep.iter_counter, state, sl) if run.counter_base is None
+                else iter_counter(run, ep) == get_field(state, sl.epoch_length)):
             ep.phase = P_TOP
             return R_EPOCH_END
         if not field_is_none(state, sl.max_iters):
@@ -1534,6 +1541,13 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
         phase = P_TOP
 
 
+cdef object iter_counter(_Run run, Epoch *ep):
+    """The epoch's iteration counter, as ignite's loop variable holds it."""
+    if run.counter_base is None:
+        return ep.iter_counter
+    return run.counter_base + ep.iter_counter
+
+
 def _run_epoch(_Run run):
     """One epoch of iterations; returns the time it took (see _dispatch_py._run_epoch)."""
     cdef Epoch ep
@@ -1541,7 +1555,13 @@ def _run_epoch(_Run run):
     engine = run.engine
     start_time = time.time()
     init_iter = engine._init_iter
-    ep.iter_counter = 0 if init_iter is None else init_iter
+    ep.iter_counter = 0
+    run.counter_base = None
+    if init_iter is not None:
+        if type(init_iter) is int and -PY_SSIZE_T_MAX <= init_iter <= PY_SSIZE_T_MAX:
+            ep.iter_counter = init_iter
+        else:
+            run.counter_base = init_iter
     ep.should_exit = False
     ep.phase = P_TOP
     engine._init_iter = None
@@ -1561,7 +1581,7 @@ def _run_epoch(_Run run):
                 state = engine.state
                 if state.epoch_length is None:
                     # Data of unknown length: its first end fixes the epoch length.
-                    state.epoch_length = ep.iter_counter
+                    state.epoch_length = iter_counter(run, &ep)
                     if state.max_iters is not None:
                         state.max_epochs = math.ceil(state.max_iters / state.epoch_length)
                     break
@@ -1583,7 +1603,7 @@ def _run_epoch(_Run run):
                 engine._setup_dataloader_iter()
                 ep.should_exit = True
     except TerminateEpoch:
-        run.fire_with(S_TERMINATE_SINGLE_EPOCH, (), {"iter_counter": ep.iter_counter})
+        run.fire_with(S_TERMINATE_SINGLE_EPOCH, (), {"iter_counter": iter_counter(run, &ep)})
         engine._setup_dataloader_iter()
     except TerminateRun:
         raise

@@ -10,6 +10,7 @@ run() set-up, state_dict); the per-iteration work is the backend's
 from __future__ import annotations
 
 import itertools
+import sys
 import logging
 import numbers
 import weakref
@@ -61,6 +62,10 @@ class _Flag:
     def __set__(self, engine: Any, value: Any) -> None:
         setattr(engine, self.attr, value)
         engine._update_signal()
+
+
+def _no_data(_: object) -> None:
+    return None
 
 
 class FiringCounters(Mapping):
@@ -608,7 +613,13 @@ class Engine:
             if self.state.epoch_length is None:
                 raise RuntimeError("Internal error, state.epoch_length is None with no data; please report it.")
             # C-level iterator: an epoch of no data costs nothing per batch.
-            self._dataloader_iter = itertools.repeat(None, self.state.epoch_length)
+            # repeat() takes a C-sized count only; ignite's range() takes any
+            # int (an epoch length past 2**63, loaded with load_state_dict).
+            length = self.state.epoch_length
+            if type(length) is int and length > sys.maxsize:
+                self._dataloader_iter = map(_no_data, range(length))
+            else:
+                self._dataloader_iter = itertools.repeat(None, length)
         else:
             self._dataloader_iter = iter(self.state.dataloader)
 
