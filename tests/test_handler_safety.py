@@ -238,3 +238,139 @@ def test_a_batch_finalizer_replacing_the_state_is_followed(api):
     assert log == [("process", 1, 10), ("process", 2, "swapped"), ("finalized", 2),
                    ("process", 3, 30), ("process", 4, 40)]
     assert engine.state.iteration == 4
+
+
+# -- what ignite code does that replaces or escapes the engine's machinery ------------
+
+_EVENT_NAMES = (
+    "STARTED", "EPOCH_STARTED", "GET_BATCH_STARTED", "GET_BATCH_COMPLETED", "ITERATION_STARTED",
+    "ITERATION_COMPLETED", "EPOCH_COMPLETED", "COMPLETED", "DATALOADER_STOP_ITERATION", "TERMINATE",
+)  # fmt: skip
+_BASE_EXCEPTIONS = (GeneratorExit, KeyboardInterrupt, SystemExit, StopIteration, ValueError)
+
+
+def _raising_handler_trace(api, event: str, exc_type: type, routed: bool) -> tuple:
+    """A handler of ``event`` raises ``exc_type`` at its first call: which events
+    fire after it, whether EXCEPTION_RAISED gets it, and how run() ends."""
+    trace: list = []
+    E = api.Events
+    engine = api.Engine(lambda e, b: trace.append(("process", e.state.iteration)))
+    raised = []
+
+    def bad(e):
+        if not raised:
+            raised.append(True)
+            raise exc_type("from a handler")
+
+    engine.add_event_handler(getattr(E, event), bad)
+    if event == "TERMINATE":
+        engine.add_event_handler(E.ITERATION_COMPLETED(once=2), lambda e: e.terminate())
+    for name in _EVENT_NAMES:
+        engine.add_event_handler(getattr(E, name), lambda e, n=name: trace.append((n, e.state.iteration)))
+    if routed:
+        engine.add_event_handler(
+            E.EXCEPTION_RAISED,
+            lambda e, x: trace.append(("EXCEPTION_RAISED", type(x).__name__, type(x.__cause__).__name__)),
+        )
+    try:
+        engine.run([1, 2, 3], max_epochs=2, epoch_length=4 if event == "DATALOADER_STOP_ITERATION" else None)
+        outcome: object = "returned"
+    except BaseException as e:  # noqa: B036 - the class of what escapes is the point
+        outcome = (type(e).__name__, type(e.__cause__).__name__)
+    return trace, outcome
+
+
+@pytest.mark.parametrize("exc_type", _BASE_EXCEPTIONS, ids=lambda t: t.__name__)
+def test_base_exceptions_from_handlers_as_ignite(api, exc_type):
+    # ignite's run catches BaseException: GeneratorExit, KeyboardInterrupt and
+    # SystemExit from a handler go to EXCEPTION_RAISED (when it has handlers) like
+    # any other; StopIteration from GET_BATCH_* handlers ends the data.
+    results = {
+        (event, routed): _raising_handler_trace(api, event, exc_type, routed)
+        for event in _EVENT_NAMES
+        for routed in (False, True)
+    }
+    if api.__name__ != "ignite.engine":
+        ignite_engine = pytest.importorskip("ignite.engine", reason="needs pytorch-ignite 0.5.5 (the oracle)")
+        for (event, routed), got in results.items():
+            assert got == _raising_handler_trace(ignite_engine, event, exc_type, routed), (event, routed)
+    if exc_type is not StopIteration:
+        for event in _EVENT_NAMES:
+            trace, outcome = results[(event, True)]
+            assert ("EXCEPTION_RAISED", exc_type.__name__, "NoneType") in trace, event
+            assert outcome == "returned"
+            assert results[(event, False)][1] == (exc_type.__name__, "NoneType")
+
+
+def test_closing_an_interrupted_run_fires_nothing(api):
+    # Closing a run suspended by interrupt() is not a handler raising GeneratorExit
+    # (fastignite's deliberate difference 7: ignite fires EXCEPTION_RAISED there).
+    engine = api.Engine(lambda e, b: None)
+    seen = []
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED(once=2), lambda e: e.interrupt())
+    engine.add_event_handler(api.Events.EXCEPTION_RAISED, lambda e, x: seen.append(type(x).__name__))
+    engine.run(range(5))
+    engine._internal_run_generator.close()
+    if api.__name__ == "ignite.engine":
+        assert seen == ["GeneratorExit"]
+    else:
+        assert seen == []
+        engine._internal_run_generator = None
+        engine.state.max_epochs = None
+        engine.run(range(2))  # usable afterwards
+        assert seen == [] and engine.state.iteration == 2
+
+
+def test_event_handlers_assigned_wholesale_replace_the_handlers(api):
+    from collections import defaultdict
+
+    engine = api.Engine(lambda e, b: None)
+    calls = []
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, lambda e: calls.append(("old", e.state.iteration)))
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED(every=2), lambda: calls.append("old every 2"))
+    engine.run(range(2))  # the tables are built
+    engine._event_handlers = defaultdict(list)
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED, lambda e: calls.append(("new", e.state.iteration)))
+    engine.run(range(2))
+    # A prepared mapping in ignite's shape, assigned from a handler in the middle of a run.
+    # (A defaultdict: ignite's firing of an event missing from a plain dict raises KeyError.)
+    prepared = defaultdict(list, {api.Events.EPOCH_COMPLETED: [(lambda: calls.append("prepared"), (), {})]})
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED(once=1), lambda e: setattr(e, "_event_handlers", prepared))
+    engine.run(range(2))
+    engine._event_handlers[api.Events.COMPLETED].append((lambda: calls.append("appended"), (), {}))
+    engine.run(range(1))
+    assert calls == [
+        ("old", 1), ("old", 2), "old every 2",
+        ("new", 1), ("new", 2),
+        ("new", 1), "prepared",
+        "prepared", "appended",
+    ]  # fmt: skip
+    assert Events_in(engine._event_handlers, api) == ["EPOCH_COMPLETED", "COMPLETED"]
+
+
+def Events_in(handlers, api) -> list:
+    return [e.name for e in handlers if handlers[e]]
+
+
+def test_state_event_to_attr_assigned_wholesale(api):
+    # ignite code may replace the shared mapping; engines built afterwards work,
+    # and engines already built read the new one.
+    State = api.State
+    saved = dict(State.event_to_attr)
+    try:
+        built_before = api.Engine(lambda e, b: setattr(e.state, "doubled", 2 * e.state.iteration))
+        State.event_to_attr = {**saved, api.Events.ITERATION_COMPLETED: "doubled"}
+        built_after = api.Engine(lambda e, b: setattr(e.state, "doubled", 2 * e.state.iteration))
+        calls = []
+        for name, engine in (("before", built_before), ("after", built_after)):
+            engine.add_event_handler(
+                api.Events.ITERATION_COMPLETED(every=4), lambda e, n=name: calls.append((n, e.state.iteration))
+            )
+            engine.run(range(6))
+        assert calls == [("before", 2), ("before", 4), ("before", 6), ("after", 2), ("after", 4), ("after", 6)]
+        State.event_to_attr[api.Events.ITERATION_COMPLETED] = "iteration"  # edited in place afterwards
+        calls.clear()
+        built_before.run(range(6))
+        assert calls == [("before", 4)]
+    finally:
+        State.event_to_attr = saved

@@ -1194,3 +1194,104 @@ def test_install_left_by_a_test_is_undone_by_the_fixture(request):
 def test_not_installed_after_guard():
     assert not fi.installed()
     _assert_ignite_restored()
+
+
+# -- State.event_to_attr: every way ignite code maps an event to a state attribute -------
+
+
+class StepEvents(ignite.engine.EventEnum):
+    STEP = "step"
+
+
+@pytest.fixture
+def restore_event_to_attr():
+    """The mapping is shared by every engine and by ignite: put it back as it was."""
+    saved = dict(fastignite.State.event_to_attr)
+    yield
+    fastignite.State.event_to_attr = saved  # also re-shares it with ignite's State
+    assert ignite.engine.events.State.event_to_attr is fastignite.State.event_to_attr
+
+
+MAPPING_WAYS = (
+    "direct-before-engine", "direct-after-engine", "direct-mid-run", "register_events",
+    "wholesale-before-engine", "wholesale-after-engine", "dropin-state-wholesale-mid-run", "none",
+)  # fmt: skip
+
+
+def _step_trace(engine_cls, way: str) -> list:
+    """Ev.STEP fires twice per iteration, moving state.step_count by 3 from 1;
+    a filter on it reads step_count when the mapping is in place, else (ignite
+    raises there) it is not installed at all."""
+    ignite_state = ignite.engine.events.State
+
+    def map_directly():
+        ignite_state.event_to_attr[StepEvents.STEP] = "step_count"
+
+    def map_wholesale(cls=ignite_state):
+        cls.event_to_attr = {**cls.event_to_attr, StepEvents.STEP: "step_count"}
+
+    # Each run starts from no mapping of STEP (the mapping is shared: the
+    # previous run's is removed), or, for the mid-run ways, from one onto
+    # another attribute, which the run then replaces.
+    ignite_state.event_to_attr.pop(StepEvents.STEP, None)
+    if way.endswith("mid-run"):
+        ignite_state.event_to_attr[StepEvents.STEP] = "fires"
+    if way == "direct-before-engine":
+        map_directly()
+    elif way == "wholesale-before-engine":
+        map_wholesale()
+
+    fired = [0]
+
+    def step(engine, batch):
+        for _ in range(2):
+            fired[0] += 1
+            # 1, 4, 7...: not a multiple of the firing count, which a filter
+            # reading the firing counter instead of step_count would show.
+            engine.state.step_count = 3 * fired[0] - 2
+            engine.state.fires = fired[0]
+            engine.fire_event(StepEvents.STEP)
+
+    engine = engine_cls(step)
+    if way == "register_events":
+        engine.register_events(*StepEvents, event_to_attr={StepEvents.STEP: "step_count"})
+    else:
+        engine.register_events(*StepEvents)
+    if way == "direct-after-engine":
+        map_directly()
+    elif way == "wholesale-after-engine":
+        map_wholesale()
+    elif way in ("direct-mid-run", "dropin-state-wholesale-mid-run"):
+        mapper = map_directly if way == "direct-mid-run" else lambda: map_wholesale(fi.State)
+        engine.add_event_handler(ignite.engine.Events.ITERATION_COMPLETED(once=3), mapper)
+    calls: list = []
+    engine.add_event_handler(
+        StepEvents.STEP(every=5), lambda e: calls.append((e.state.iteration, e.state.step_count))
+    )
+    try:
+        engine.run(range(10), max_epochs=1)
+    except RuntimeError as err:  # ignite without a mapping: "Unknown event name"
+        calls.append(("raised", str(err)))
+    return calls
+
+
+@pytest.mark.parametrize("way", MAPPING_WAYS)
+def test_event_to_attr_mapping_as_ignite(backend, way, restore_event_to_attr):
+    expected = _step_trace(IgniteEngine, way)
+    got = _step_trace(fi.Engine, way)
+    if way == "none":
+        # Deliberate difference 3: without a mapping fastignite reads its own
+        # firing counter where ignite raises.
+        assert len(expected) == 1 and expected[0][1].startswith("Unknown event name")
+        assert got == [(3, 13), (5, 28), (8, 43), (10, 58)]
+    else:
+        assert got == expected
+        if way.endswith("mid-run"):  # "fires" until iteration 3, then step_count
+            assert got == [(3, 13), (5, 25), (7, 40), (10, 55)]
+        else:
+            assert got == [(2, 10), (5, 25), (7, 40), (10, 55)]
+
+
+def test_event_to_attr_is_ignites_own_dict():
+    assert ignite.engine.events.State.event_to_attr is fastignite.State.event_to_attr
+    assert ignite.engine.State.event_to_attr is fi.State.event_to_attr

@@ -1129,6 +1129,7 @@ cdef class _Run:
     cdef Tables tables
     cdef object fire_through  # a subclass's _fire_event sees every firing; else None
     cdef bint interruptible
+    cdef bint closed  # close() reached the run at its yield (see _on_signal)
     # The loop's own layouts (not the module's cache, which nested runs of other
     # engine types would keep re-resolving), checked after Python code ran.
     cdef EngineLayout el
@@ -1187,7 +1188,13 @@ def _on_signal(_Run run):
     if run.interruptible and engine.should_interrupt:
         run.fire(S_INTERRUPT)
         engine.should_interrupt = False
-        yield engine.state
+        try:
+            yield engine.state
+        except GeneratorExit:
+            # close() of the suspended run, not a GeneratorExit from a handler
+            # (see _dispatch_py._on_signal).
+            run.closed = True
+            raise
 
 
 def _fire_timed(_Run run, Py_ssize_t slot, times_key, elapsed):
@@ -1294,12 +1301,11 @@ def run_as_gen(engine, bint interruptible=True):
         if engine.should_terminate != "skip_completed":
             time_taken = _fire_timed(run, S_COMPLETED, _COMPLETED, time_taken)
         engine.logger.info("Engine run finished. Time taken: %s", _hours_mins_secs(time_taken))
-    except GeneratorExit:
-        # An interrupted run whose engine is being discarded: nothing to report.
-        engine._dataloader_iter = None
-        raise
     except BaseException as e:
         engine._dataloader_iter = None
+        if run.closed and type(e) is GeneratorExit:
+            # An interrupted run closed (its engine being discarded): nothing to report.
+            raise
         engine.logger.error("Engine run is terminating due to exception: %s", e)
         engine._handle_exception(e)
     engine._dataloader_iter = None

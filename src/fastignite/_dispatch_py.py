@@ -163,7 +163,10 @@ def group_records(records: list) -> tuple[list, list, list, list]:
 def _record(engine: Any, index: int, entry: tuple) -> tuple:
     handler, args, kwargs = entry
     event_filter = None
-    if type(handler) is FilteredHandler:
+    # A filtered entry made for another engine (a deepcopy's entries, or ones
+    # moved between registries) stays opaque: its filter reads the count of the
+    # engine it was made for, as ignite's wrapper, a closure over that engine, does.
+    if type(handler) is FilteredHandler and handler._engine() is engine:
         event_filter = handler.filter
         handler = handler.handler
     if args and isinstance(args[0], weakref.ref):
@@ -199,7 +202,7 @@ def call_entries(
         i += 1
         if event_kwargs:
             kwargs.update(event_kwargs)
-        if type(handler) is FilteredHandler:
+        if type(handler) is FilteredHandler and handler._engine() is engine:  # see _record
             if attr is not None:
                 count = getattr(engine.state, attr)
             if not handler.filter(engine, count):
@@ -423,7 +426,14 @@ def _on_signal(engine: Any, fire: Any, interruptible: bool) -> Any:
     if interruptible and engine.should_interrupt:
         fire(engine, S_INTERRUPT)
         engine.should_interrupt = False
-        yield engine.state
+        try:
+            yield engine.state
+        except GeneratorExit:
+            # close() of the suspended run, not a GeneratorExit from a handler
+            # (which goes to EXCEPTION_RAISED, as in ignite): run_as_gen tells
+            # the two apart by this mark.
+            engine._run_closed = True
+            raise
 
 
 NOT_LOOP_TABLES = (
@@ -486,12 +496,12 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
         if engine.should_terminate != "skip_completed":
             time_taken = _fire_timed(engine, fire, S_COMPLETED, _COMPLETED, time_taken)
         engine.logger.info("Engine run finished. Time taken: %s", _hours_mins_secs(time_taken))
-    except GeneratorExit:
-        # An interrupted run whose engine is being discarded: nothing to report.
-        engine._dataloader_iter = None
-        raise
     except BaseException as e:
         engine._dataloader_iter = None
+        if type(e) is GeneratorExit and getattr(engine, "_run_closed", False):
+            # An interrupted run closed (its engine being discarded): nothing to report.
+            engine._run_closed = False
+            raise
         engine.logger.error("Engine run is terminating due to exception: %s", e)
         engine._handle_exception(e)
     engine._dataloader_iter = None

@@ -9,6 +9,7 @@ run() set-up, state_dict); the per-iteration work is the backend's
 
 from __future__ import annotations
 
+import copy
 import itertools
 import sys
 import logging
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import _backend
-from ._registry import FilteredHandler, HandlerRegistry
+from ._registry import FilteredHandler, HandlerList, HandlerRegistry
 from ._signature import bind_error, check_signature, describe_params
 from .events import (
     CallableEventWithFilter, EventEnum, Events, RemovableEventHandle, State, _events_of_list, _is_event_object,
@@ -93,6 +94,13 @@ class FiringCounters(Mapping):
         pairs = ", ".join(f"{getattr(e, 'name', e)}: {self[e]}" for e in self._tables.events)
         return f"FiringCounters({{{pairs}}})"
 
+    def __reduce__(self) -> tuple:
+        # A view of one engine's backend tables, which are neither copied nor
+        # pickled: a copy or pickle of the state keeps the counts as a plain
+        # dict.  A copy of the whole engine maps this view to the copy's own
+        # (Engine.__deepcopy__).
+        return dict, (dict(self),)
+
 
 class Engine:
     """Runs ``process_function(engine, batch)`` over data for a number of epochs,
@@ -126,7 +134,7 @@ class Engine:
         self._twin = _backend  # the backend twin this engine runs on, fixed for its life
         self._tables = self._twin.Tables()
         State.event_to_attr.listeners.add(self._tables)
-        self._event_handlers = HandlerRegistry(self._tables)
+        self._handler_registry = HandlerRegistry(self._tables)
         self._counters = FiringCounters(self._tables)
         self.logger = logging.getLogger(__name__ + "." + self.__class__.__name__)
         self._process_function = process_function
@@ -162,6 +170,27 @@ class Engine:
     @last_event_name.setter
     def last_event_name(self, event: Any) -> None:
         self._tables.last_event = event
+
+    # ignite's {event: [(handler, args, kwargs)]}.  ignite code may assign a whole
+    # new mapping (``engine._event_handlers = defaultdict(list)``); the tables
+    # were built from the old one, so the assignment copies the entries into a
+    # registry that reports its changes, and marks every table stale.
+    @property
+    def _event_handlers(self) -> HandlerRegistry:
+        return self._handler_registry
+
+    @_event_handlers.setter
+    def _event_handlers(self, handlers: Any) -> None:
+        if not isinstance(handlers, Mapping):
+            raise TypeError(
+                "engine._event_handlers should be a mapping of event -> list of (handler, args, kwargs), "
+                f"got {type(handlers).__name__}"
+            )
+        registry = HandlerRegistry(self._tables)
+        for event, entries in handlers.items():
+            dict.__setitem__(registry, event, HandlerList(event, weakref.ref(self._tables), entries))
+        self._handler_registry = registry
+        self._tables.invalidate_all()
 
     def _update_signal(self) -> None:
         self._signal = bool(self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt)
@@ -365,6 +394,58 @@ class Engine:
             # This frame is in e's traceback: holding e too would be a cycle
             # (e -> traceback -> frame -> e) that keeps the engine until a collection.
             del e
+
+    # -- copy ----------------------------------------------------------------------
+
+    # The attributes Engine.__deepcopy__ builds for the copy instead of copying.
+    _NOT_COPIED = frozenset(("_twin", "_tables", "_handler_registry", "_counters"))
+
+    def __deepcopy__(self, memo: dict) -> "Engine":
+        """``copy.deepcopy(engine)``: what ignite's copy is, every attribute copied.
+
+        The handler entries are copied as ignite's are, so handlers, their
+        arguments and the weak references to the engine that handlers taking
+        it are registered with are shared (a copied handler that takes the
+        engine is given the original one, as in ignite).  The backend's tables
+        hold no user data: the copy gets its own, with the same events
+        registered, built afresh from the copied entries.  A copy made while a
+        run is suspended in a generator fails as ignite's does (a generator
+        cannot be copied)."""
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        twin = self._twin
+        tables = twin.Tables()
+        for event in self._tables.events:
+            tables.add_event(event)
+        object.__setattr__(new, "_twin", twin)
+        object.__setattr__(new, "_tables", tables)
+        State.event_to_attr.listeners.add(tables)
+        counters = FiringCounters(tables)
+        memo[id(self._counters)] = counters
+        object.__setattr__(new, "_counters", counters)
+        registry = HandlerRegistry(tables)
+        for event, entries in dict.items(self._event_handlers):
+            copied = [copy.deepcopy(entry, memo) for entry in entries]
+            dict.__setitem__(registry, copy.deepcopy(event, memo), HandlerList(event, weakref.ref(tables), copied))
+        object.__setattr__(new, "_handler_registry", registry)
+        for name in cls._copied_slots():
+            if hasattr(self, name):
+                object.__setattr__(new, name, copy.deepcopy(getattr(self, name), memo))
+        for name, value in vars(self).items():
+            if name not in Engine._NOT_COPIED:
+                object.__setattr__(new, name, copy.deepcopy(value, memo))
+        tables.last_event = copy.deepcopy(self._tables.last_event, memo)
+        return new
+
+    @classmethod
+    def _copied_slots(cls) -> list[str]:
+        names = []
+        for klass in cls.__mro__:
+            for name in klass.__dict__.get("__slots__", ()):
+                if name not in ("__dict__", "__weakref__") and name not in Engine._NOT_COPIED:
+                    names.append(name)
+        return names
 
     # -- state_dict --------------------------------------------------------------
 

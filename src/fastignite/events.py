@@ -280,8 +280,52 @@ class _EventToAttr(dict):
 
 report_changes(_EventToAttr, dict, DICT_MUTATORS)
 
+# Called with the new mapping whenever ``State.event_to_attr`` is replaced
+# wholesale (the drop-in keeps ignite's own ``State.event_to_attr`` the same object).
+_EVENT_TO_ATTR_HOOKS: list[Callable[[_EventToAttr], None]] = []
 
-class State:
+
+def _replace_event_to_attr(mapping: Any) -> _EventToAttr:
+    """Make ``mapping`` the shared event -> attribute mapping, as ignite's code
+    does by assigning ``State.event_to_attr = {...}``: every live engine keeps
+    listening to it and reads it from now on."""
+    if not isinstance(mapping, dict):
+        raise TypeError(f"State.event_to_attr should be a dict of event -> state attribute name, got {mapping!r}")
+    old = State.__dict__.get("event_to_attr")
+    if isinstance(mapping, _EventToAttr):
+        new = mapping
+    else:
+        # A plain dict reports no changes; the tables are built from this
+        # mapping, so it is copied into one that does.
+        new = _EventToAttr(mapping)
+    if old is not None and old is not new:
+        for tables in list(old.listeners):
+            new.listeners.add(tables)
+    type.__setattr__(State, "event_to_attr", new)
+    for hook in _EVENT_TO_ATTR_HOOKS:
+        hook(new)
+    new._changed()  # every engine's tables were built from the old mapping
+    return new
+
+
+class _StateType(type):
+    """State's metaclass: assigning ``event_to_attr`` on State (or a subclass,
+    which ignite code does not distinguish from State) replaces the one shared
+    mapping, which is what ignite's State.get_event_attrib_value reads."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        if name == "event_to_attr":
+            _replace_event_to_attr(value)
+        else:
+            super().__setattr__(name, value)
+
+    def __delattr__(cls, name: str) -> None:
+        if name == "event_to_attr":
+            raise AttributeError("State.event_to_attr cannot be deleted: assign a dict to it instead")
+        super().__delattr__(name)
+
+
+class State(metaclass=_StateType):
     """An engine's run state: ``iteration``, ``epoch``, ``epoch_length``,
     ``max_epochs``, ``max_iters``, ``output``, ``batch``, ``metrics``,
     ``dataloader``, ``seed``, ``times``, plus any attribute a user sets."""

@@ -69,6 +69,45 @@ class State(_events.State, _ignite_events.State):
     __slots__ = ()
 
 
+# -- State.event_to_attr: one mapping ------------------------------------------------
+# ignite's filters read ignite's ``State.event_to_attr``, and ignite code edits
+# it directly (``ignite.engine.State.event_to_attr[Ev.STEP] = "step_count"``).
+# The drop-in makes it the very object fastignite's tables read and watch, so
+# an edit in place, from any engine or none, before engines are built or in
+# the middle of a run, is seen as ignite sees it.
+
+
+def _share_event_to_attr(mapping: Any) -> None:
+    type.__setattr__(_ignite_events.State, "event_to_attr", mapping)
+
+
+def _adopt_ignite_event_to_attr() -> None:
+    """Follow a wholesale ``ignite.engine.State.event_to_attr = {...}``.
+
+    ignite's State is a plain class, so that assignment cannot be seen when it
+    happens; the drop-in adopts the new dict when an engine is built, events
+    are registered, a handler is added or a run starts.  (fastignite's own
+    State sees its assignments at once.)"""
+    current = _ignite_events.State.__dict__.get("event_to_attr")
+    if current is not _events.State.event_to_attr:
+        _events._replace_event_to_attr(current if isinstance(current, dict) else {})
+
+
+def _merge_ignite_event_to_attr() -> None:
+    # Mappings ignite code added before this module was imported are kept.
+    ours = _events.State.event_to_attr
+    theirs = _ignite_events.State.__dict__.get("event_to_attr")
+    if isinstance(theirs, dict) and theirs is not ours:
+        for event, attr in theirs.items():
+            if event not in ours:
+                ours[event] = attr
+    _share_event_to_attr(ours)
+
+
+_merge_ignite_event_to_attr()
+_events._EVENT_TO_ATTR_HOOKS.append(_share_event_to_attr)
+
+
 # -- ignite's filters, recognised ----------------------------------------------
 # ignite's factories return closures; two closures of one factory share its code
 # object, and their cells hold the arguments.  Reading them back gives the
@@ -162,16 +201,25 @@ class Engine(_engine.Engine, _ignite_engine_module.Engine):
     __slots__ = ()
     _state_class = State
 
+    def __init__(self, process_function: Any) -> None:
+        _adopt_ignite_event_to_attr()
+        super().__init__(process_function)
+
     @staticmethod
     def _filter_of(event_name: Any) -> Any:
         return native_filter(_engine.Engine._filter_of(event_name))
 
     def register_events(self, *event_names: Any, event_to_attr: dict | None = None) -> None:
+        _adopt_ignite_event_to_attr()
         super().register_events(*event_names, event_to_attr=event_to_attr)
-        if event_to_attr:
-            # ignite's own State reads its class dict; keep it in step for code
-            # that calls ignite.engine.State.get_event_attrib_value directly.
-            _ignite_events.State.event_to_attr.update(event_to_attr)
+
+    def add_event_handler(self, event_name: Any, handler: Any, *args: Any, **kwargs: Any) -> Any:
+        _adopt_ignite_event_to_attr()
+        return super().add_event_handler(event_name, handler, *args, **kwargs)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        _adopt_ignite_event_to_attr()
+        return super().run(*args, **kwargs)
 
 
 class DeterministicEngine(_ignite_deterministic.DeterministicEngine, Engine):
