@@ -28,17 +28,16 @@ from typing import Any
 
 from ._registry import FilteredHandler
 from .events import Events, State
-from .filters import is_gated, is_opaque, key_of
+from .filters import SCHEDULED, _gate_due_of, is_gated, is_opaque, key_of
 
 __all__ = ["BACKEND", "STALE", "Tables", "run_as_gen"]
 
 BACKEND = "pure"
 
 NEVER = math.inf
-# The due-count schedule orders int counts within +-SCHEDULED (the compiled
-# twin's int64 arithmetic stays exact there); any other count is evaluated
-# against every filter.
-SCHEDULED = 2**62
+# SCHEDULED (filters.py): the due-count schedule orders int counts within
+# +-SCHEDULED (the compiled twin's int64 arithmetic stays exact there); any
+# other count is evaluated against every filter.
 
 # How a record calls its handler ("shape"), decided once when the table is built.
 NO_ARGS = 0  # handler()
@@ -112,7 +111,10 @@ class Table:
         self.last_count = count
         groups = self.groups
         for group in due:
-            heapq.heappush(heap, (groups[group].gate_due(count), group))
+            # _gate_due_of, not gate_due: a user's filter may return nan, None...;
+            # the heap gets what the compiled twin's gets (an int, or +-NEVER) or
+            # the same TypeError.
+            heapq.heappush(heap, (_gate_due_of(groups[group], count), group))
         self.next_due = heap[0][0] if heap else NEVER
         if not due:
             return self.hot
