@@ -975,6 +975,14 @@ cdef class Tables:
             raise IndexError(slot)
         return self.counts[slot]
 
+    def set_firings(self, Py_ssize_t slot, count) -> None:
+        """_dispatch_py.Tables.set_firings."""
+        if not 0 <= slot < self.n_slots:
+            raise IndexError(f"slot {slot!r} out of range (0 to {self.n_slots - 1})")
+        if type(count) is not int or not 0 <= count < LIMIT:
+            raise ValueError(f"count should be an int from 0 to 2**62 - 1, got {count!r}")
+        self.counts[slot] = count
+
     cdef object count_obj(self, object engine, Py_ssize_t slot):
         attr = State.event_to_attr.get(self.events[slot])
         return self.counts[slot] if attr is None else getattr(state_of(engine), attr)

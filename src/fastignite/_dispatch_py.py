@@ -269,6 +269,15 @@ class Tables:
         """How many times the event of ``slot`` fired since the run started."""
         return self.counts[slot]
 
+    def set_firings(self, slot: int, count: int) -> None:
+        """Set a firing counter (load_state_dict): 0 <= count < 2**62, as the
+        compiled twin's int64 counters and its schedule hold it."""
+        if not 0 <= slot < len(self.counts):
+            raise IndexError(f"slot {slot!r} out of range (0 to {len(self.counts) - 1})")
+        if type(count) is not int or not 0 <= count < SCHEDULED:
+            raise ValueError(f"count should be an int from 0 to 2**62 - 1, got {count!r}")
+        self.counts[slot] = count
+
     def count(self, engine: Any, slot: int) -> int:
         """The count filters on this slot read: ignite's state attribute for
         built-in and mapped events, else this engine's own firing counter."""
