@@ -464,3 +464,31 @@ def test_time_filters_on_the_drop_in():
     )
     engine.run(range(8))
     assert calls == {"timeout": [4, 5, 6, 7, 8], "once": [4], "throttle": [3, 6]}
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+@pytest.mark.parametrize("make, name, value", _FIXED, ids=[f"{i}-{n}" for i, (_, n, _v) in enumerate(_FIXED)])
+def test_copied_and_pickled_filters_are_equal_and_still_fixed(make, name, value, how):
+    import copy
+    import pickle
+
+    f = make()
+    if how == "pickle" and name == "clock":
+        return  # a lambda clock does not pickle; the default one does (other rows)
+    g = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": lambda f: pickle.loads(pickle.dumps(f))}[how](f)
+    assert type(g) is type(f) and repr(g) == repr(f) and g.key == f.key
+    if isinstance(f, (Every, Once, Window, AllOf, AnyOf)):
+        assert [c for c in range(30) if g(None, c)] == [c for c in range(30) if f(None, c)]
+    with pytest.raises(AttributeError, match=rf"{type(f).__name__}\.{name} cannot be changed"):
+        setattr(g, name, value)
+
+
+def test_a_copied_throttle_carries_its_running_state():
+    import copy
+
+    clock = FakeClock(100.0)
+    f = throttle_filter(10.0, clock=clock)
+    assert f(None, 1)
+    g = copy.deepcopy(f)
+    clock.now = 105.0
+    assert not g(None, 2)  # its last firing (100) came with it

@@ -126,6 +126,14 @@ class _Snapshot:
             self._refuse(name)
         object.__delattr__(self, name)
 
+    def __setstate__(self, state: object) -> None:
+        # copy, deepcopy and pickle rebuild a filter from a blank instance and
+        # set its state attribute by attribute: that is making it, not a change.
+        dict_state, slot_state = state if isinstance(state, tuple) else (state, None)
+        for mapping in (dict_state, slot_state):
+            for name, value in (mapping or {}).items():
+                object.__setattr__(self, name, value)
+
 
 class EventFilter:
     """Base of the filters the engine understands natively.
