@@ -209,7 +209,9 @@ def test_counters_reset_on_a_new_run_and_survive_resume(Engine):
     assert engine.state.counters[E.ITERATION_COMPLETED] == 8 and engine.state.counters[E.STARTED] == 1
     assert engine.state.counters[E.EPOCH_COMPLETED] == 2
     engine.run(range(4), max_epochs=2)  # finished before: starts over (and is interrupted again)
-    assert engine.state.counters[E.ITERATION_COMPLETED] == 3 and engine.state.counters[E.EPOCH_COMPLETED] == 0
+    assert engine.state.counters[E.ITERATION_COMPLETED] == 3 and engine.state.counters[E.INTERRUPT] == 1
+    # A loop event's counter is the state's count (here epoch 1, not yet completed).
+    assert engine.state.counters[E.EPOCH_COMPLETED] == engine.state.epoch == 1
 
 
 def test_and_calls_once_iff_both_sides_pass_on_the_same_firing(Engine):
@@ -248,16 +250,17 @@ def test_and_of_or_in_the_engine(Engine):
     assert calls == [2, 4, -5, 6, -9, 10]
 
 
-def test_timeout_filter_in_the_engine(Engine):
+@pytest.mark.parametrize("once, expected", [(False, [5, 6, 7, 8, 9, 10]), (True, [5])])
+def test_timeout_filter_in_the_engine(Engine, once, expected):
     now = [0.0]
     engine = Engine(lambda e, b: now.__setitem__(0, now[0] + 1.0))
     calls = []
     engine.add_event_handler(
-        E.ITERATION_COMPLETED(event_filter=fastignite.timeout_filter(4.5, clock=lambda: now[0])),
+        E.ITERATION_COMPLETED(event_filter=fastignite.timeout_filter(4.5, once=once, clock=lambda: now[0])),
         lambda e: calls.append(e.state.iteration),
     )
     engine.run(range(10))
-    assert calls == [5]
+    assert calls == expected
 
 
 def test_every_accepts_a_list_of_periods(Engine):

@@ -25,7 +25,7 @@ through Python, without the due-count schedule.
 cimport cython
 
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject, Py_TYPE
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF, Py_REFCNT
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
@@ -49,6 +49,7 @@ from . import _dispatch_py as _pure
 from ._dispatch_py import STALE, TerminateEpoch, TerminateRun, _hours_mins_secs, _record, call_entries, group_records
 from .events import Events, State
 from .filters import AllOf, AnyOf, EventFilter, Every, Once, Throttle, Timeout, Window, is_opaque
+from .filters import NEVER as _PY_NEVER, as_due as _py_as_due
 
 __all__ = ["BACKEND", "Tables", "call_entries", "fire_event", "run_as_gen"]
 
@@ -196,19 +197,16 @@ cdef inline bint as_count(object value, int64_t *out):
     return True
 
 
-cdef int64_t as_due(object due) except? -1:
-    """A due count from Python (an int or +-inf): what the pure twin's heap holds."""
+cdef int64_t as_due(object due, object f, str method) except? -1:
+    """A due count returned by a user's ``f.<method>``, as the pure twin's heap
+    holds it (filters.as_due: an int, or +-NEVER, or the same TypeError)."""
     cdef int64_t c = 0
     if as_count(due, &c):
         return c
-    if due == math.inf or due != due:  # nan never compares true: never due
+    due = _py_as_due(due, f, method)
+    if due == _PY_NEVER:
         return NEVER
-    if due == -math.inf:
-        return BEFORE_ALL
-    due = math.ceil(due)  # a fractional due d: count >= d exactly when count >= ceil(d)
-    if due >= LIMIT:
-        return NEVER
-    if due <= -LIMIT:
+    if due == -_PY_NEVER:
         return BEFORE_ALL
     return <int64_t>due
 
@@ -223,6 +221,7 @@ cdef str A_STATE = "state", A_SIGNAL = "_signal", A_ITER = "_dataloader_iter"
 cdef str A_PROCESS = "_process_function", A_TABLES = "_tables"
 cdef str A_ITERATION = "iteration", A_EPOCH = "epoch", A_BATCH = "batch", A_OUTPUT = "output"
 cdef str A_DATALOADER = "dataloader", A_EPOCH_LENGTH = "epoch_length", A_MAX_ITERS = "max_iters"
+cdef str A_LAST = "_last", A_FIRED = "_fired"  # filters.Throttle / Timeout running state
 
 
 cdef inline EngineLayout *engine_layout(object engine):
@@ -341,16 +340,19 @@ cdef class CFilter:
                     return True
             return False
         f = self.obj
+        # The running state is stored as filters.py does (object.__setattr__):
+        # past the snapshot's __setattr__ check, with no Python frame.
         if kind == K_THROTTLE:  # filters.Throttle.__call__, minus the Python frame
             now = f.clock()
             if now - f._last >= f.seconds:
-                f._last = now
+                PyObject_GenericSetAttr(f, A_LAST, now)
                 return True
             return False
         if kind == K_TIMEOUT:  # filters.Timeout.__call__
             if f._fired or f.clock() - f._start < f.seconds:
                 return False
-            f._fired = True
+            if f.once:
+                PyObject_GenericSetAttr(f, A_FIRED, True)
             return True
         if count_obj is None:
             count_obj = count
@@ -387,7 +389,7 @@ cdef class CFilter:
                 due = min(due, part.next_due_of(count, count_obj))
             return due
         if kind == K_CALL:
-            return as_due(self.obj.next_due(count if count_obj is None else count_obj))
+            return as_due(self.obj.next_due(count if count_obj is None else count_obj), self.obj, "next_due")
         return count + 1  # throttle, timeout: EventFilter.next_due
 
     cdef int64_t next_due_of(self, int64_t count, object count_obj) except? -1:
@@ -416,7 +418,7 @@ cdef class CFilter:
         if kind == K_CALL:
             if not self.event_filter:
                 return count + 1
-            return as_due(self.obj.gate_due(count if count_obj is None else count_obj))
+            return as_due(self.obj.gate_due(count if count_obj is None else count_obj), self.obj, "gate_due")
         return self.next_due(count, count_obj)
 
     cdef int64_t gate_due_of(self, int64_t count, object count_obj) except? -1:
@@ -1013,6 +1015,13 @@ cdef class Tables:
         """How many times the event of ``slot`` fired since the run started."""
         self.check_slot(slot)
         return self.counts[slot]
+
+    def set_firings(self, Py_ssize_t slot, count) -> None:
+        """_dispatch_py.Tables.set_firings."""
+        self.check_slot(slot)
+        if type(count) is not int or not 0 <= count < LIMIT:
+            raise ValueError(f"count should be an int from 0 to 2**62 - 1, got {count!r}")
+        self.counts[slot] = count
 
     @cython.boundscheck(True)
     cdef object count_obj(self, object engine, Py_ssize_t slot):

@@ -28,17 +28,16 @@ from typing import Any
 
 from ._registry import FilteredHandler
 from .events import Events, State
-from .filters import is_gated, is_opaque, key_of
+from .filters import SCHEDULED, _gate_due_of, is_gated, is_opaque, key_of
 
 __all__ = ["BACKEND", "STALE", "Tables", "run_as_gen"]
 
 BACKEND = "pure"
 
 NEVER = math.inf
-# The due-count schedule orders int counts within +-SCHEDULED (the compiled
-# twin's int64 arithmetic stays exact there); any other count is evaluated
-# against every filter.
-SCHEDULED = 2**62
+# SCHEDULED (filters.py): the due-count schedule orders int counts within
+# +-SCHEDULED (the compiled twin's int64 arithmetic stays exact there); any
+# other count is evaluated against every filter.
 
 # How a record calls its handler ("shape"), decided once when the table is built.
 NO_ARGS = 0  # handler()
@@ -112,7 +111,10 @@ class Table:
         self.last_count = count
         groups = self.groups
         for group in due:
-            heapq.heappush(heap, (groups[group].gate_due(count), group))
+            # _gate_due_of, not gate_due: a user's filter may return nan, None...;
+            # the heap gets what the compiled twin's gets (an int, or +-NEVER) or
+            # the same TypeError.
+            heapq.heappush(heap, (_gate_due_of(groups[group], count), group))
         self.next_due = heap[0][0] if heap else NEVER
         if not due:
             return self.hot
@@ -277,6 +279,14 @@ class Tables:
         """How many times the event of ``slot`` fired since the run started."""
         self.check_slot(slot)
         return self.counts[slot]
+
+    def set_firings(self, slot: int, count: int) -> None:
+        """Set a firing counter (load_state_dict): 0 <= count < 2**62, as the
+        compiled twin's int64 counters and its schedule hold it."""
+        self.check_slot(slot)
+        if type(count) is not int or not 0 <= count < SCHEDULED:
+            raise ValueError(f"count should be an int from 0 to 2**62 - 1, got {count!r}")
+        self.counts[slot] = count
 
     def count(self, engine: Any, slot: int) -> int:
         """The count filters on this slot read: ignite's state attribute for

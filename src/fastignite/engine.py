@@ -21,6 +21,7 @@ from typing import Any
 
 from . import _backend
 from ._registry import FilteredHandler, HandlerList, HandlerRegistry
+from .filters import SCHEDULED as _SCHEDULED
 from ._signature import bind_error, check_signature, describe_params
 from .events import (
     CallableEventWithFilter, EventEnum, Events, RemovableEventHandle, State, _events_of_list, _is_event_object,
@@ -69,20 +70,58 @@ def _no_data(_: object) -> None:
     return None
 
 
+# The loop events (Ignite.jl's AbstractLoopEvent): their counters are the state's
+# iteration / epoch, which is what their firings count in a run that started at
+# 0, and which stays right across resumes, restarted data (ignite skips one
+# GET_BATCH_STARTED after DATALOADER_STOP_ITERATION) and data=None (no
+# GET_BATCH_* firings at all).
+_LOOP_EVENTS = frozenset((
+    Events.EPOCH_STARTED, Events.EPOCH_COMPLETED, Events.ITERATION_STARTED, Events.ITERATION_COMPLETED,
+    Events.GET_BATCH_STARTED, Events.GET_BATCH_COMPLETED,
+))  # fmt: skip
+_BUILT_IN = frozenset(Events)
+_COUNTERS_KEY = "counters"  # state_dict()'s key for the custom events' counters
+
+
+def _counter_name(event: Any) -> str:
+    """The state_dict key of an event's counter: its name (events compare by name),
+    a plain string, so that a checkpoint loads without the event classes."""
+    return event if isinstance(event, str) else str(getattr(event, "name", event))
+
+
 class FiringCounters(Mapping):
-    """``state.counters``: how many times each registered event fired since the
-    run started (kept across resume).  Filters on custom events read these."""
+    """``state.counters`` (Ignite.jl's): for each registered event, how many
+    times it fired since the run started.
 
-    __slots__ = ("_tables",)
+    * Emptied when a run starts over, and set by ``load_state_dict`` (the custom
+      events' counters a ``state_dict()`` saved; every other counter 0), so a
+      resumed run makes the filter decisions of an uninterrupted one.  A run
+      that resumes (interrupted, terminated, or after ``load_state_dict``) keeps
+      them.
+    * The loop events' counters (EPOCH_*, ITERATION_*, GET_BATCH_*) are the
+      state's ``epoch`` / ``iteration`` (the counts their filters read).
+    * Filters on events with no ``event_to_attr`` mapping read these counters.
+    """
 
-    def __init__(self, tables: Any) -> None:
+    __slots__ = ("_tables", "_engine")
+
+    def __init__(self, tables: Any, engine: Any = None) -> None:
         self._tables = tables
+        # Weak: the engine holds its state, which holds this.
+        self._engine = None if engine is None else weakref.ref(engine)
 
     def __getitem__(self, event: Any) -> int:
-        slot = self._tables.slot_of(event)
+        tables = self._tables
+        slot = tables.slot_of(event)
         if slot is None:
             raise KeyError(event)
-        return self._tables.firings(slot)
+        registered = tables.events[slot]
+        engine = None if self._engine is None else self._engine()
+        if engine is not None and registered in _LOOP_EVENTS:
+            attr = State.event_to_attr.get(registered)
+            if attr is not None:
+                return getattr(engine.state, attr)
+        return tables.firings(slot)
 
     def __iter__(self) -> Iterator:
         return iter(self._tables.events)
@@ -100,6 +139,25 @@ class FiringCounters(Mapping):
         # dict.  A copy of the whole engine maps this view to the copy's own
         # (Engine.__deepcopy__).
         return dict, (dict(self),)
+
+
+def _check_counters(counters: Any) -> dict:
+    """A state_dict's ``counters``: event name -> firings, validated whole before
+    anything changes (the compiled twin keeps counters as C int64)."""
+    if not isinstance(counters, Mapping):
+        raise ValueError(
+            f"state_dict's {_COUNTERS_KEY} should map event names to firing counts, got {counters!r}"
+        )
+    checked = {}
+    for name, count in counters.items():
+        if not isinstance(name, str):
+            name = _counter_name(name)
+        if not (_is_int(count) and 0 <= count < _SCHEDULED):
+            raise ValueError(
+                f"state_dict's {_COUNTERS_KEY}[{name!r}] should be a non-negative integer below 2**62, got {count!r}"
+            )
+        checked[name] = int(count)
+    return checked
 
 
 class Engine:
@@ -135,7 +193,8 @@ class Engine:
         self._tables = self._twin.Tables()
         State.event_to_attr.listeners.add(self._tables)
         self._handler_registry = HandlerRegistry(self._tables)
-        self._counters = FiringCounters(self._tables)
+        self._counters = FiringCounters(self._tables, self)
+        self._pending_counters: dict[str, int] = {}  # loaded by load_state_dict for events not yet registered
         self.logger = logging.getLogger(__name__ + "." + self.__class__.__name__)
         self._process_function = process_function
         self.last_event_name: Any = None
@@ -144,6 +203,7 @@ class Engine:
         self._should_interrupt = False
         self._signal = False  # any of the three flags set: the loop checks this one
         self.state = self._state_class()
+        self.state.counters = self._counters  # there before the first run, as in Ignite.jl
         self._state_dict_user_keys: list[str] = []
         self._allowed_events: list[Any] = []
         self._dataloader_iter: Iterator | None = None
@@ -211,6 +271,8 @@ class Engine:
         for e in event_names:
             self._allowed_events.append(e)
             self._tables.add_event(e)
+            if self._pending_counters:
+                self._apply_pending_counter(e)
             if event_to_attr and e in event_to_attr:
                 # Shared by all engines; every engine's tables are marked stale.
                 State.event_to_attr[e] = event_to_attr[e]
@@ -416,12 +478,13 @@ class Engine:
         memo[id(self)] = new
         twin = self._twin
         tables = twin.Tables()
-        for event in self._tables.events:
+        for slot, event in enumerate(self._tables.events):
             tables.add_event(event)
+            tables.set_firings(slot, self._tables.firings(slot))
         object.__setattr__(new, "_twin", twin)
         object.__setattr__(new, "_tables", tables)
         State.event_to_attr.listeners.add(tables)
-        counters = FiringCounters(tables)
+        counters = FiringCounters(tables, new)
         memo[id(self._counters)] = counters
         object.__setattr__(new, "_counters", counters)
         registry = HandlerRegistry(tables)
@@ -455,7 +518,9 @@ class Engine:
 
     def state_dict(self) -> OrderedDict:
         """``epoch_length``, ``iteration``, ``max_epochs`` or ``max_iters``, and the
-        ``state_dict_user_keys``: what resuming a run needs."""
+        ``state_dict_user_keys``: what resuming a run needs.  With custom events,
+        also ``counters`` (their firing counters by event name, plain ints), so
+        that a resumed run's filters on them decide as an uninterrupted run's."""
         keys: tuple[str, ...] = self._state_dict_all_req_keys
         keys += ("max_iters",) if self.state.max_iters is not None else ("max_epochs",)
         keys += tuple(self._state_dict_user_keys)
@@ -465,11 +530,47 @@ class Engine:
                 f"state_dict_user_keys names {missing}, which the state does not have: "
                 "set them on engine.state (e.g. in a STARTED handler) before calling state_dict()"
             )
-        return OrderedDict((k, getattr(self.state, k)) for k in keys)
+        sd = OrderedDict((k, getattr(self.state, k)) for k in keys)
+        if _COUNTERS_KEY not in sd:
+            counters = self._custom_counters()
+            if counters is not None:
+                sd[_COUNTERS_KEY] = counters
+        return sd
+
+    def _custom_counters(self) -> dict | None:
+        """The custom events' counters by name (None without custom events: the
+        state_dict then has ignite's keys only)."""
+        tables = self._tables
+        events = tables.events
+        counters = {_counter_name(e): tables.firings(slot) for slot, e in enumerate(events) if e not in _BUILT_IN}
+        for name, count in self._pending_counters.items():
+            counters.setdefault(name, count)  # loaded, not registered yet: kept for the next checkpoint
+        return counters or None
+
+    def _load_counters(self, counters: dict) -> None:
+        """Every counter emptied, then the custom events' set from ``counters``
+        (a name not registered yet waits for register_events)."""
+        tables = self._tables
+        tables.reset_counts()
+        pending = {}
+        for name, count in counters.items():
+            slot = tables.slot_of(name)
+            if slot is None:
+                pending[name] = count
+            elif tables.events[slot] not in _BUILT_IN:
+                tables.set_firings(slot, count)
+        self._pending_counters = pending
+
+    def _apply_pending_counter(self, event: Any) -> None:
+        count = self._pending_counters.pop(_counter_name(event), None)
+        if count is not None:
+            self._tables.set_firings(self._tables.slot_of(event), count)
 
     def load_state_dict(self, state_dict: Mapping) -> None:
         """Set the state from a state_dict (``iteration`` or ``epoch``).  Validated
-        completely before anything changes, so a bad one leaves the state as it was."""
+        completely before anything changes, so a bad one leaves the state as it was.
+        Every firing counter is then set as the state_dict has it: the custom
+        events' from its ``counters`` (if any), all others 0."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Argument state_dict should be a dictionary, but given {type(state_dict)}")
         if "iteration" in state_dict and "epoch" in state_dict:
@@ -501,6 +602,9 @@ class Engine:
         for k in self._state_dict_user_keys:
             if k not in sd:
                 raise ValueError(f"Required user state attribute '{k}' is absent in provided state_dict '{sd.keys()}'")
+        counters: dict = {}
+        if _COUNTERS_KEY in sd and _COUNTERS_KEY not in self._state_dict_user_keys:
+            counters = _check_counters(sd[_COUNTERS_KEY])
         epoch_length = sd["epoch_length"]
         if epoch_length is not None and epoch_length < 1:
             raise ValueError(f"state_dict's epoch_length should be a positive integer or None, got {epoch_length!r}")
@@ -519,6 +623,9 @@ class Engine:
         self.state.epoch = epoch
         self.state.max_epochs = sd.get("max_epochs")
         self.state.max_iters = sd.get("max_iters")
+        # The loaded state is a run of its own: none of this engine's earlier
+        # firings count (a state_dict without counters, e.g. ignite's, gives 0s).
+        self._load_counters(counters)
 
     @staticmethod
     def _is_done(state: State) -> bool:
@@ -645,6 +752,7 @@ class Engine:
             state.epoch_length = epoch_length
             self._internal_run_generator = None
             self._tables.reset_counts()
+            self._pending_counters = {}
             if max_iters is not None:
                 self.logger.info("Engine run starting with max_iters=%s.", max_iters)
             else:

@@ -16,6 +16,16 @@ is a side-effect-free False, so it too is skipped.
 
 Count filters that are equal (same ``key``) are evaluated once per firing for
 all the handlers that use them.
+
+The library's filters are snapshots: what defines them (Every's periods, Once's
+counts, Window's bounds, the parts of ``&`` and ``|``, a time filter's seconds,
+clock and options) is fixed when they are made, and assigning it afterwards
+raises AttributeError.  A registered handler therefore keeps the filter it was
+registered with, on both backend twins (the compiled twin copies the values
+into C when it builds a table; the pure twin reads them at every firing), and
+a change of mind is a new filter and a new registration.  Only a time filter's
+own running state (when a throttle last passed, whether a once-only timeout
+fired) changes, and it is shared by every handler given that filter object.
 """
 
 from __future__ import annotations
@@ -34,6 +44,10 @@ __all__ = [
 ]
 
 NEVER = math.inf  # next_due of a filter that can no longer pass
+# The due-count schedule orders int counts within +-SCHEDULED (the compiled
+# twin's int64 arithmetic stays exact there); any other count is evaluated
+# against every filter, and a due count beyond it is never (or already) due.
+SCHEDULED = 2**62
 
 
 def _is_positive_int(value: object) -> bool:
@@ -42,6 +56,83 @@ def _is_positive_int(value: object) -> bool:
 
 def _describe(value: object) -> str:
     return f"{value!r} ({type(value).__name__})"
+
+
+def as_due(value: object, f: object, method: str) -> int | float:
+    """A due count returned by ``f.<method>`` (``next_due`` or ``gate_due``), as
+    both twins' schedules order it: an int within +-SCHEDULED, NEVER or -NEVER.
+
+    A user's filter may return anything; every twin must take it the same way,
+    and a heap must never hold a value that does not order (nan compares false
+    both ways, None and strings raise mid-heap).  Any real number is taken:
+    nan and +inf are never due, -inf is due at once, a fraction is due at the
+    next whole count, and counts beyond the schedule's range are never (or at
+    once) due.  Anything else is a TypeError naming the filter and the method.
+    """
+    if type(value) is int:
+        if -SCHEDULED < value < SCHEDULED:
+            return value
+        return NEVER if value > 0 else -NEVER
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{type(f).__name__}.{method} should return a count (a real number; inf or nan for never), "
+            f"got {_describe(value)}"
+        )
+    if isinstance(value, numbers.Integral):
+        due = int(value)  # numpy ints: exact, where math.ceil may go through a float
+    else:
+        if value != value or value == math.inf:  # nan never compares true: never due
+            return NEVER
+        if value == -math.inf:
+            return -NEVER
+        due = math.ceil(value)  # count >= d exactly when count >= ceil(d)
+    if due >= SCHEDULED:
+        return NEVER
+    if due <= -SCHEDULED:
+        return -NEVER
+    return due
+
+
+_set = object.__setattr__
+
+
+class _Snapshot:
+    """Mixin of the library's filters: the attributes named in ``_fixed`` are set
+    once, by the constructor, and are read-only afterwards (see the module
+    docstring: a registered filter must mean the same on both twins and at
+    every later firing)."""
+
+    __slots__ = ()
+    _fixed: frozenset = frozenset()
+
+    def _fix(self, name: str, value: object) -> None:
+        if hasattr(self, name):  # __init__ called again on a live filter
+            self._refuse(name)
+        object.__setattr__(self, name, value)
+
+    def _refuse(self, name: str) -> None:
+        raise AttributeError(
+            f"{type(self).__name__}.{name} cannot be changed: a filter is fixed when it is made "
+            "(handlers keep the filter they were registered with); make a new filter and register it"
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in self._fixed:
+            self._refuse(name)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._fixed:
+            self._refuse(name)
+        object.__delattr__(self, name)
+
+    def __setstate__(self, state: object) -> None:
+        # copy, deepcopy and pickle rebuild a filter from a blank instance and
+        # set its state attribute by attribute: that is making it, not a change.
+        dict_state, slot_state = state if isinstance(state, tuple) else (state, None)
+        for mapping in (dict_state, slot_state):
+            for name, value in (mapping or {}).items():
+                object.__setattr__(self, name, value)
 
 
 class EventFilter:
@@ -77,13 +168,14 @@ class EventFilter:
         return AllOf(self, other)
 
 
-class Every(EventFilter):
+class Every(_Snapshot, EventFilter):
     """Passes when the count is a multiple of any of ``periods``."""
 
     __slots__ = ("periods",)
+    _fixed = frozenset(__slots__)
 
     def __init__(self, periods: Sequence[int]) -> None:
-        self.periods = tuple(int(p) for p in periods)
+        self._fix("periods", tuple(int(p) for p in periods))
 
     def __call__(self, engine: object, count: int) -> bool:
         for p in self.periods:
@@ -105,14 +197,15 @@ class Every(EventFilter):
         return f"every_filter({every!r})"
 
 
-class Once(EventFilter):
+class Once(_Snapshot, EventFilter):
     """Passes at each of the listed counts."""
 
     __slots__ = ("counts", "_sorted")
+    _fixed = frozenset(__slots__)
 
     def __init__(self, counts: Sequence[int]) -> None:
-        self.counts = frozenset(int(c) for c in counts)
-        self._sorted = sorted(self.counts)
+        self._fix("counts", frozenset(int(c) for c in counts))
+        self._fix("_sorted", tuple(sorted(self.counts)))
 
     def __call__(self, engine: object, count: int) -> bool:
         return count in self.counts
@@ -128,22 +221,23 @@ class Once(EventFilter):
         return ("once", self.counts)
 
     def __repr__(self) -> str:
-        once = self._sorted[0] if len(self._sorted) == 1 else self._sorted
+        once = self._sorted[0] if len(self._sorted) == 1 else list(self._sorted)
         return f"once_filter({once!r})"
 
 
-class Window(EventFilter):
+class Window(_Snapshot, EventFilter):
     """``after < count < before``, optionally every ``every`` counts from ``after + 1``.
 
     This is ignite's ``before``/``after`` (and ``every`` with them) filter.
     """
 
     __slots__ = ("before", "after", "every")
+    _fixed = frozenset(__slots__)
 
     def __init__(self, before: int | None, after: int | None, every: int | None = None) -> None:
-        self.before = NEVER if before is None else int(before)
-        self.after = 0 if after is None else int(after)
-        self.every = every
+        self._fix("before", NEVER if before is None else int(before))
+        self._fix("after", 0 if after is None else int(after))
+        self._fix("every", every)
 
     def __call__(self, engine: object, count: int) -> bool:
         if not (self.after < count < self.before):
@@ -171,22 +265,33 @@ class Window(EventFilter):
         return f"Window({', '.join(parts)})"
 
 
-class Throttle(EventFilter):
-    """Passes when at least ``seconds`` have passed since it last passed."""
+class Throttle(_Snapshot, EventFilter):
+    """Passes when at least ``seconds`` have passed since it last passed.
+
+    ``_last`` (the clock's time it last passed, or the ``last_fire`` it was
+    given) is its running state, shared by every handler given this object.
+    """
 
     __slots__ = ("seconds", "clock", "_last")
+    _fixed = frozenset(("seconds", "clock"))
     opaque = True
     gated = False
 
-    def __init__(self, seconds: float, first: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = float(seconds)
-        self.clock = clock
-        self._last = -math.inf if first else clock()
+    def __init__(
+        self, seconds: float, first: bool = True, clock: Callable[[], float] = time.monotonic,
+        last_fire: float | None = None,
+    ) -> None:
+        self._fix("seconds", float(seconds))
+        self._fix("clock", clock)
+        if last_fire is not None:
+            self._last = float(last_fire)
+        else:
+            self._last = -math.inf if first else clock()
 
     def __call__(self, engine: object, count: int) -> bool:
         now = self.clock()
         if now - self._last >= self.seconds:
-            self._last = now
+            _set(self, "_last", now)  # running state: past the snapshot check, no Python frame
             return True
         return False
 
@@ -194,32 +299,41 @@ class Throttle(EventFilter):
         return f"throttle_filter({self.seconds!r})"
 
 
-class Timeout(EventFilter):
-    """Passes once: at the first firing ``seconds`` or more after its creation."""
+class Timeout(_Snapshot, EventFilter):
+    """Passes at every firing from ``seconds`` after its start (its creation, or
+    the ``start_time`` it was given), as Ignite.jl's does; with ``once``, at the
+    first of those firings only (``_fired``, shared by every handler given this
+    object)."""
 
-    __slots__ = ("seconds", "clock", "_start", "_fired")
+    __slots__ = ("seconds", "clock", "_start", "once", "_fired")
+    _fixed = frozenset(("seconds", "clock", "_start", "once"))
     opaque = True
     gated = False
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = float(seconds)
-        self.clock = clock
-        self._start = clock()
+    def __init__(
+        self, seconds: float, clock: Callable[[], float] = time.monotonic, start_time: float | None = None,
+        once: bool = False,
+    ) -> None:
+        self._fix("seconds", float(seconds))
+        self._fix("clock", clock)
+        self._fix("_start", clock() if start_time is None else float(start_time))
+        self._fix("once", bool(once))
         self._fired = False
 
     def __call__(self, engine: object, count: int) -> bool:
         if self._fired or self.clock() - self._start < self.seconds:
             return False
-        self._fired = True
+        if self.once:
+            _set(self, "_fired", True)
         return True
 
     def __repr__(self) -> str:
-        return f"timeout_filter({self.seconds!r})"
+        return f"timeout_filter({self.seconds!r}{', once=True' if self.once else ''})"
 
 
 def _next_due_of(f: Callable, count: int) -> float:
     if isinstance(f, EventFilter):
-        return f.next_due(count)
+        return as_due(f.next_due(count), f, "next_due")
     return count + 1  # a user callable may pass at any count
 
 
@@ -235,8 +349,9 @@ def is_gated(f: Callable) -> bool:
 
 
 def _gate_due_of(f: Callable, count: int) -> float:
+    """``f.gate_due(count)`` as the schedule takes it (see as_due)."""
     if isinstance(f, EventFilter):
-        return f.gate_due(count)
+        return as_due(f.gate_due(count), f, "gate_due")
     return count + 1
 
 
@@ -244,7 +359,7 @@ def key_of(f: Callable) -> object:
     return f.key if isinstance(f, EventFilter) else None
 
 
-class AllOf(EventFilter):
+class AllOf(_Snapshot, EventFilter):
     """Conjunction, evaluated left to right with short-circuit (``&`` of events).
 
     Short-circuit matters: in ``every(3) & throttle(30)`` the throttle is only
@@ -252,12 +367,13 @@ class AllOf(EventFilter):
     """
 
     __slots__ = ("parts",)
+    _fixed = frozenset(__slots__)
 
     def __init__(self, *parts: Callable) -> None:
         flat: list[Callable] = []
         for p in parts:
             flat.extend(p.parts if isinstance(p, AllOf) else (p,))
-        self.parts = tuple(flat)
+        self._fix("parts", tuple(flat))
 
     @property
     def opaque(self) -> bool:  # type: ignore[override]
@@ -298,13 +414,14 @@ class AllOf(EventFilter):
         return " & ".join(map(repr, self.parts))
 
 
-class AnyOf(EventFilter):
+class AnyOf(_Snapshot, EventFilter):
     """Disjunction, evaluated left to right with short-circuit (``|`` inside ``&``)."""
 
     __slots__ = ("parts",)
+    _fixed = frozenset(__slots__)
 
     def __init__(self, *parts: Callable) -> None:
-        self.parts = tuple(parts)
+        self._fix("parts", tuple(parts))
 
     @property
     def opaque(self) -> bool:  # type: ignore[override]
@@ -376,15 +493,63 @@ def _check_seconds(name: str, seconds: object) -> float:
     return float(seconds)
 
 
-def throttle_filter(seconds: float, first: bool = True, *, clock: Callable[[], float] = time.monotonic) -> Throttle:
-    """Filter passing at most once every ``seconds`` of wall-clock time.
+def _check_time(name: str, value: object) -> float | None:
+    """An explicit time on the filter's clock: a real number below +inf (-inf allowed)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value < math.inf:
+        raise ValueError(
+            f"Argument {name} should be a time on the filter's clock (a number of seconds, "
+            f"time.monotonic() by default; -inf allowed), got {_describe(value)}"
+        )
+    return float(value)
 
-    With ``first=True`` the first firing passes; otherwise the window starts when
-    the filter is created.  ``clock`` is for tests.
+
+def _check_flag(name: str, value: object, hint: str = "") -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"Argument {name} should be True or False, got {_describe(value)}{hint}")
+    return value
+
+
+def throttle_filter(
+    seconds: float,
+    first: bool = True,
+    *,
+    last_fire: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Throttle:
+    """Filter passing at most once every ``seconds`` of ``clock`` time.
+
+    It passes when ``seconds`` or more have passed since it last passed.  Before
+    it first passes, that is measured from ``last_fire`` when given (Ignite.jl's
+    ``throttle_filter(throttle, last_fire)``: a time on ``clock``, which is
+    ``time.monotonic`` unless given); otherwise the first firing passes
+    (``first=True``), or the window starts when the filter is made
+    (``first=False``).  ``clock`` is for tests.
     """
-    return Throttle(_check_seconds("seconds", seconds), bool(first), clock)
+    seconds = _check_seconds("seconds", seconds)
+    first = _check_flag(
+        "first", first, "; the time it last fired, as Ignite.jl's second argument, is last_fire=<time>"
+    )
+    last_fire = _check_time("last_fire", last_fire)
+    if last_fire is not None and not first:
+        raise ValueError("Arguments first=False and last_fire are exclusive: last_fire says when the window starts")
+    return Throttle(seconds, first, clock, last_fire)
 
 
-def timeout_filter(seconds: float, *, clock: Callable[[], float] = time.monotonic) -> Timeout:
-    """Filter passing once, at the first firing ``seconds`` or more after it was created."""
-    return Timeout(_check_seconds("seconds", seconds), clock)
+def timeout_filter(
+    seconds: float,
+    start_time: float | None = None,
+    *,
+    once: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> Timeout:
+    """Filter passing at every firing once ``seconds`` have passed since
+    ``start_time`` (a time on ``clock``, ``time.monotonic`` unless given; by
+    default when the filter is made), as Ignite.jl's
+    ``timeout_filter(timeout, start_time)``.  With ``once=True`` it passes at
+    the first such firing only.  ``clock`` is for tests.
+    """
+    seconds = _check_seconds("seconds", seconds)
+    start_time = _check_time("start_time", start_time)
+    return Timeout(seconds, clock, start_time, _check_flag("once", once))
