@@ -238,15 +238,16 @@ cdef extern from *:
     /* ---- the C stack under nested firings ------------------------------
        A handler that fires its own event nests a firing through C (the
        handler call, fire_event), which uses C stack.  Py_EnterRecursiveCall
-       guards it on 3.12+, which count C recursion apart from Python's.  On
-       3.9-3.11 it counts against sys.getrecursionlimit() only: a user who
-       raises that limit could overflow the C stack (a segfault) where ignite,
-       all Python frames, raises RecursionError.  So there, a nested firing is
-       refused once the stack pointer comes within a quarter of this thread's
-       stack of its end.  The bounds are found once per thread (pthread on
+       counts it, but against sys.getrecursionlimit() on 3.9-3.11 (a user may
+       raise it far beyond the C stack) and against a fixed C recursion limit
+       on 3.12 and 3.13 that assumes smaller C frames than a firing's: either
+       way deep enough nesting overflows the C stack (a segfault, in a thread
+       with a small stack sooner) where ignite, all Python frames, raises
+       RecursionError.  So a nested firing is refused once the stack pointer
+       comes within a quarter of this thread's stack of its end.  The bounds are found once per thread (pthread on
        Linux and macOS, GetCurrentThreadStackLimits on Windows); elsewhere no
        check is made. */
-    #if PY_VERSION_HEX < 0x030C0000 && (defined(__linux__) || defined(__APPLE__) || defined(_WIN32))
+    #if defined(__linux__) || defined(__APPLE__) || defined(_WIN32)
     #if defined(_WIN32)
     #include <windows.h>
     #define FASTIGNITE_THREAD_LOCAL __declspec(thread)

@@ -130,7 +130,7 @@ cdef inline int enter_firing() except -1:
     as functools.partial(engine.fire_event, event), makes no Python frame:
     without this the recursion would overflow the C stack instead of raising
     RecursionError, as ignite's pure-Python firing does."""
-    if stack_exhausted():  # 3.9-3.11 only: see _capi.pxd
+    if stack_exhausted():  # see _capi.pxd
         raise RecursionError("maximum recursion depth exceeded while firing an event (the C stack is nearly full)")
     if Py_EnterRecursiveCall(" while firing an event") != 0:
         return -1
