@@ -73,10 +73,8 @@ def test_free_threaded_cpython_runs_the_pure_twin():
     assert "free-threaded" in compiled_unsupported("CPython", gil_disabled=1)
 
 
-@pytest.mark.parametrize("gil_disabled", [None, 0])
-def test_cpython_with_a_gil_may_run_the_compiled_twin(gil_disabled):
-    # None: sysconfig has no such variable (CPython before 3.13).
-    assert compiled_unsupported("CPython", gil_disabled=gil_disabled or 0) is None
+def test_cpython_with_a_gil_may_run_the_compiled_twin():
+    assert compiled_unsupported("CPython", gil_disabled=0) is None
 
 
 def test_this_interpreter_follows_the_rule():

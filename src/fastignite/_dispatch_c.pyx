@@ -1443,7 +1443,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
     # and re-read (a reference taken) only when their slot holds another
     # object: the same object in the slot costs a pointer comparison.
     cdef PyObject *seen
-    cdef bint quiet
+    cdef bint quiet, last_reference
     iterator = process_function = batch = None
     state = current_state(run)
     while True:
@@ -1457,12 +1457,10 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             # The previous batch goes now, as ignite's `state.batch = None`
             # drops it, before the next is read; a finalizer it runs may
             # change anything.
-            if Py_REFCNT(batch) == 1:
-                batch = None
-                if moved(run, engine, state):
-                    state = current_state(run)
-            else:
-                batch = None
+            last_reference = Py_REFCNT(batch) == 1
+            batch = None
+            if last_reference and moved(run, engine, state):
+                state = current_state(run)
             # Right after DATALOADER_STOP_ITERATION the restarted data is read
             # without a second GET_BATCH_STARTED, as in ignite.
             if not _after_restart(tables):
