@@ -348,6 +348,40 @@ def test_event_handlers_assigned_wholesale_replace_the_handlers(api):
     assert Events_in(engine._event_handlers, api) == ["EPOCH_COMPLETED", "COMPLETED"]
 
 
+def test_allowed_events_edited_by_hand_decide_as_ignites_list(api):
+    # ignite keeps _allowed_events as a plain list that registration and
+    # fire_event consult; code may replace it or edit it in place.
+    class Ev(api.EventEnum):
+        A = "a"
+        B = "b"
+
+    engine = api.Engine(lambda e, b: None)
+    engine.register_events(*Ev)
+    calls = []
+    engine.add_event_handler(Ev.A, lambda: calls.append("A"))
+    engine._allowed_events = [api.Events.STARTED, api.Events.ITERATION_COMPLETED]
+    with pytest.raises(ValueError, match="not a valid event"):
+        engine.add_event_handler(Ev.B, lambda: None)
+    with pytest.raises(ValueError, match="not a valid event"):
+        engine.fire_event(Ev.A)  # left out of the list: refused, though registered
+    assert not engine.has_registered_events(Ev.A)
+    engine.add_event_handler(api.Events.ITERATION_COMPLETED(every=2), lambda: calls.append("every 2"))
+    engine._allowed_events.append("custom")  # listed by hand, never registered
+    engine.add_event_handler("custom", lambda: calls.append("custom"))
+    engine.fire_event("custom")
+    assert engine.run([0, 1, 2, 3]).iteration == 4  # the loop's own events still fire
+    engine._allowed_events.remove("custom")
+    with pytest.raises(ValueError, match="not a valid event"):
+        engine.fire_event("custom")
+    fresh = api.Engine(lambda e, b: None)
+    fresh._allowed_events += ["x"]
+    fresh.fire_event("x")
+    assert fresh.last_event_name == "x"
+    assert calls == ["custom", "every 2", "every 2"]
+    engine.run([0, 1])  # usable after every refusal
+    assert calls[-1] == "every 2"
+
+
 def Events_in(handlers, api) -> list:
     return [e.name for e in handlers if handlers[e]]
 

@@ -17,6 +17,7 @@ crash fails its test instead of the run:
 from __future__ import annotations
 
 import json
+import re
 import os
 import platform
 import signal
@@ -455,3 +456,68 @@ def test_resumes_from_any_count_ignite_accepts(Engine, case):
     state, data, max_epochs = _numeric_cases()[case]
     expected = _resume_trace(ignite_engine.Engine, ignite_engine.Events, state, data, max_epochs)
     assert _resume_trace(Engine, fastignite.Events, state, data, max_epochs) == expected
+
+
+def _whole_number_cases():
+    cases = [
+        ("load", {"epoch_length": 4.0, "epoch": 1, "max_epochs": 3}),
+        ("load", {"epoch_length": 4, "iteration": 6.0, "max_epochs": 3}),
+        ("load", {"epoch_length": 4, "iteration": 6, "max_epochs": 3.0}),
+        ("load", {"epoch_length": 4, "iteration": 6, "max_iters": 10.0}),
+        ("run", {"max_epochs": 2.0}),
+        ("run", {"epoch_length": 3.0}),
+        ("run", {"max_iters": 5.0}),
+    ]
+    try:
+        import numpy as np
+    except ImportError:
+        return cases
+    return cases + [
+        ("load", {"epoch_length": np.float64(4), "iteration": 6, "max_epochs": 3}),
+        ("load", {"epoch_length": np.int64(4), "iteration": np.int64(6), "max_iters": np.int64(10)}),
+        ("run", {"max_epochs": np.float64(2)}),
+    ]
+
+
+def _whole_number_trace(Engine, Events, how, values):
+    engine = Engine(lambda e, b: None)
+    seen = []
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: seen.append((e.state.epoch, e.state.iteration)))
+    if how == "load":
+        engine.load_state_dict(values)
+        state = engine.run(range(4))
+    else:
+        state = engine.run(range(4), **values)
+    return seen, (state.epoch, state.iteration, state.epoch_length, state.max_epochs, state.max_iters)
+
+
+@needs_ignite
+@pytest.mark.parametrize("case", range(len(_whole_number_cases())))
+def test_whole_numbers_of_any_type_count_as_on_ignite(Engine, case):
+    """ignite takes 4.0 or np.float64(4) wherever it takes 4 (a client stores
+    ``np.ceil(n / batch)`` as epoch_length, and it comes back from its
+    checkpoints): both twins run such states and arguments as ignite does.
+    (ignite then counts in floats where a float iteration was loaded; the loop
+    here counts in ints, equal in value.)"""
+    how, values = _whole_number_cases()[case]
+    expected = _whole_number_trace(ignite_engine.Engine, ignite_engine.Events, how, values)
+    assert _whole_number_trace(Engine, fastignite.Events, how, values) == expected
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda e: e.load_state_dict({"epoch_length": 4.5, "iteration": 6, "max_epochs": 3}), "epoch_length should be an integer"),
+        (lambda e: e.load_state_dict({"epoch_length": 4, "iteration": float("nan"), "max_epochs": 3}), "iteration should be a non-negative integer"),
+        (lambda e: e.load_state_dict({"epoch_length": 4, "iteration": 6, "max_epochs": float("inf")}), "max_epochs should be an integer"),
+        (lambda e: e.run(range(4), max_epochs=2.5), "Argument max_epochs should be a positive integer or None, got 2.5"),
+        (lambda e: e.run(range(4), max_iters=float("inf")), "Argument max_iters should be a positive integer or None, got inf"),
+        (lambda e: e.run(range(4), epoch_length=True), "Argument epoch_length should be a positive integer or None, got True"),
+    ],
+)  # fmt: skip
+def test_counts_that_are_not_whole_numbers_are_refused(Engine, call, message):
+    # ignite takes these and then fails mid-run, or loops for ever (inf).
+    engine = Engine(lambda e, b: None)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(engine)
+    assert engine.run(range(4)).iteration == 4

@@ -96,6 +96,7 @@ cdef class Tables:
     cdef list id_objects          # owns what id_keys points to
     cdef Py_ssize_t last_slot     # engine.last_event_name: the event of this slot, or
     cdef object last_other        # when last_slot is -1, this object (set by assignment)
+    cdef public bint check_allowed  # fire_event checks engine._allowed_events (edited by hand)
     cdef object __weakref__
 
     cdef int remember(self, object event, Py_ssize_t slot) except -1

@@ -31,7 +31,7 @@ __all__ = ["Engine"]
 
 
 def _check_count_arg(name: str, value: Any) -> None:
-    if value is not None and not (_is_int(value) and value >= 1):
+    if value is not None and not (_is_whole(value) and value >= 1):
         raise ValueError(f"Argument {name} should be a positive integer or None, got {value!r}")
 
 
@@ -39,13 +39,26 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _is_whole(value: Any) -> bool:
+    """An integer, or a real number of integral value: ignite counts with
+    whatever numbers it is given, and real code passes ``np.ceil(n / batch)``
+    or a float read back from a checkpoint.  A fraction, inf or nan would count
+    nothing sensible (ignite fails later, or loops for ever): refused here."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, numbers.Real) and float(value).is_integer()
+
+
 def _check_state_dict_types(sd: dict) -> None:
-    """Wrongly typed values would otherwise fail deep in arithmetic (ignite: a bare TypeError)."""
+    """Wrongly typed values would otherwise fail deep in arithmetic (ignite: a bare
+    TypeError).  Integral-valued reals (4.0) are taken, as ignite takes them."""
     for key in ("iteration", "epoch"):
-        if key in sd and not (_is_int(sd[key]) and sd[key] >= 0):
+        if key in sd and not (_is_whole(sd[key]) and sd[key] >= 0):
             raise ValueError(f"state_dict's {key} should be a non-negative integer, got {sd[key]!r}")
     for key in ("epoch_length", "max_epochs", "max_iters"):
-        if sd.get(key) is not None and not _is_int(sd[key]):
+        if sd.get(key) is not None and not _is_whole(sd[key]):
             raise ValueError(f"state_dict's {key} should be an integer or None, got {sd[key]!r}")
 
 
@@ -68,6 +81,45 @@ class _Flag:
 
 def _no_data(_: object) -> None:
     return None
+
+
+class _AllowedEvents(list):
+    """``engine._allowed_events``: ignite's plain list, which ignite code may edit
+    in place (or replace, see Engine._allowed_events).  Any edit other than
+    register_events' makes the engine check this list at every registration
+    and every fire_event, as ignite does; an engine whose list is never edited
+    pays nothing for it."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Any, events: Iterable = ()) -> None:
+        super().__init__(events)
+        self._engine = weakref.ref(engine)
+
+    def _edited(self) -> None:
+        engine = self._engine()
+        if engine is not None:
+            engine._tables.check_allowed = True
+
+    def __reduce__(self) -> tuple:
+        return list, (list(self),)  # a copy or pickle is ignite's plain list
+
+
+def _edits(name: str) -> Callable:
+    base = getattr(list, name)
+
+    def edit(self: _AllowedEvents, *args: Any) -> Any:
+        result = base(self, *args)
+        self._edited()
+        return result
+
+    edit.__name__ = name
+    return edit
+
+
+for _name in ("append", "extend", "insert", "remove", "pop", "clear", "__setitem__", "__delitem__", "__iadd__", "__imul__"):
+    setattr(_AllowedEvents, _name, _edits(_name))
+del _name
 
 
 # The loop events (Ignite.jl's AbstractLoopEvent): their counters are the state's
@@ -205,7 +257,7 @@ class Engine:
         self.state = self._state_class()
         self.state.counters = self._counters  # there before the first run, as in Ignite.jl
         self._state_dict_user_keys: list[str] = []
-        self._allowed_events: list[Any] = []
+        self._allowed_list = _AllowedEvents(self)
         self._dataloader_iter: Iterator | None = None
         self._init_iter: int | None = None
         self._internal_run_generator: Any = None
@@ -252,6 +304,20 @@ class Engine:
         self._handler_registry = registry
         self._tables.invalidate_all()
 
+    # ignite's list of the events handlers may be added to.  ignite code may
+    # assign a list of its own: then, as in ignite, registration and fire_event
+    # refuse the events it leaves out, and accept those it adds.
+    @property
+    def _allowed_events(self) -> list:
+        return self._allowed_list
+
+    @_allowed_events.setter
+    def _allowed_events(self, events: Iterable) -> None:
+        if not isinstance(events, Iterable):
+            raise TypeError(f"engine._allowed_events should be a list of events, got {type(events).__name__}")
+        self._allowed_list = _AllowedEvents(self, events)
+        self._tables.check_allowed = True
+
     def _update_signal(self) -> None:
         self._signal = bool(self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt)
 
@@ -269,7 +335,7 @@ class Engine:
             if not (isinstance(e, (str, EventEnum)) or _is_event_object(e)):
                 raise TypeError(f"Value at {index} of event_names should be a str or EventEnum, but given {e!r}")
         for e in event_names:
-            self._allowed_events.append(e)
+            list.append(self._allowed_list, e)  # not an edit by hand
             self._tables.add_event(e)
             if self._pending_counters:
                 self._apply_pending_counter(e)
@@ -282,7 +348,15 @@ class Engine:
         return event in self._allowed_events
 
     def _assert_allowed_event(self, event_name: Any) -> None:
-        if self._tables.slot_of(event_name) is None:
+        tables = self._tables
+        if tables.check_allowed:
+            # ignite code edited _allowed_events: it is the list that decides.
+            allowed = event_name in self._allowed_list
+            if allowed and tables.slot_of(event_name) is None:
+                tables.add_event(event_name)  # added to the list by hand
+        else:
+            allowed = tables.slot_of(event_name) is not None
+        if not allowed:
             self.logger.error("attempt to add event handler to an invalid event %s", event_name)
             raise ValueError(
                 f"Event {event_name} is not a valid event for this {self.__class__.__name__}. "
@@ -460,7 +534,7 @@ class Engine:
     # -- copy ----------------------------------------------------------------------
 
     # The attributes Engine.__deepcopy__ builds for the copy instead of copying.
-    _NOT_COPIED = frozenset(("_twin", "_tables", "_handler_registry", "_counters"))
+    _NOT_COPIED = frozenset(("_twin", "_tables", "_handler_registry", "_counters", "_allowed_list"))
 
     def __deepcopy__(self, memo: dict) -> "Engine":
         """``copy.deepcopy(engine)``: what ignite's copy is, every attribute copied.
@@ -492,6 +566,9 @@ class Engine:
             copied = [copy.deepcopy(entry, memo) for entry in entries]
             dict.__setitem__(registry, copy.deepcopy(event, memo), HandlerList(event, weakref.ref(tables), copied))
         object.__setattr__(new, "_handler_registry", registry)
+        allowed = _AllowedEvents(new, copy.deepcopy(list(self._allowed_list), memo))
+        object.__setattr__(new, "_allowed_list", allowed)
+        tables.check_allowed = self._tables.check_allowed
         for name in cls._copied_slots():
             if hasattr(self, name):
                 object.__setattr__(new, name, copy.deepcopy(getattr(self, name), memo))
@@ -593,6 +670,8 @@ class Engine:
                 sd["iteration"] = sd["epoch"] * epoch_length
             else:
                 sd["epoch"] = sd["iteration"] // epoch_length
+            # The loop counts in ints (ignite would go on counting in 4.0, 5.0...).
+            sd["iteration"], sd["epoch"] = int(sd["iteration"]), int(sd["epoch"])
         for k in self._state_dict_all_req_keys:
             if k not in sd:
                 raise ValueError(f"Required state attribute '{k}' is absent in provided state_dict '{sd.keys()}'")
