@@ -326,16 +326,11 @@ def _engine_runner(engine: Any, scenario: Scenario) -> Callable[[int], Callable[
 
 @contextmanager
 def _on_twin(twin: Any):
-    """Engines built inside run on ``twin``: an engine binds the backend that the
-    module attribute ``fastignite.engine._backend`` names when it is created."""
-    import fastignite.engine
+    """Engines built inside run on ``twin`` (an engine keeps the twin it was made with)."""
+    from fastignite._backend import use_twin
 
-    saved = fastignite.engine._backend
-    fastignite.engine._backend = twin
-    try:
+    with use_twin(twin):
         yield
-    finally:
-        fastignite.engine._backend = saved
 
 
 def _fastignite_preparer(twin: Any) -> Callable[[Scenario], Callable[[int], Callable[[], None]]]:

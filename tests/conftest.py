@@ -1,9 +1,10 @@
 """Every behaviour test runs on each backend twin: the ``backend`` fixture.
 
-As in multidict's test suite, one fixture decides the implementation and the
-tests built on it run once per twin.  The engine reaches its backend through
-the module attribute ``fastignite.engine._backend``, so pointing that at a twin
-for the duration of a test runs that test on it.
+As in multidict's test suite, one fixture, ``twin``, yields each twin module,
+and the tests built on it run once per twin.  Every engine made during such a
+test, by the test or by library code (create_supervised_trainer, the drop-in),
+runs on that twin: the fixture chooses it with ``fastignite._backend.use_twin``,
+and an engine keeps the twin it was made with.
 
 The compiled twin is included when it is importable.  With
 ``FASTIGNITE_REQUIRE_COMPILED=1`` (CI sets it once a .pyx exists) a missing
@@ -26,10 +27,13 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
-import fastignite.engine
+import fastignite
+from fastignite._backend import use_twin
 
 TWIN_MODULES = {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}
 
@@ -95,13 +99,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The name of the twin this test runs on ("pure" or "compiled")."""
-    monkeypatch.setattr(fastignite.engine, "_backend", importlib.import_module(TWIN_MODULES[request.param]))
-    return request.param
+def twin(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    """The twin module this test runs on (``fastignite._dispatch_py`` or
+    ``fastignite._dispatch_c``); every engine made in the test runs on it."""
+    module = importlib.import_module(TWIN_MODULES[request.param])
+    with use_twin(module):
+        yield module
 
 
 @pytest.fixture
-def Engine(backend: str) -> type:
-    """fastignite.Engine, running on the twin under test."""
+def backend(twin: ModuleType) -> str:
+    """The name of the twin this test runs on ("pure" or "compiled")."""
+    return twin.BACKEND
+
+
+@pytest.fixture
+def Engine(twin: ModuleType) -> type:
+    """fastignite.Engine, whose engines run on the twin under test."""
     return fastignite.Engine

@@ -17,6 +17,7 @@ import pickle
 
 import pytest
 
+from fastignite._backend import use_twin  # noqa: E402
 import fastignite
 import fastignite.engine
 from conftest import BACKENDS, TWIN_MODULES
@@ -42,11 +43,13 @@ if ignite_engine is not None:
 IMPLS = [f"{kind}-{b}" for kind in ("fastignite", "dropin")[: 1 + (ignite_engine is not None)] for b in BACKENDS]
 
 
-def _api(name: str, monkeypatch) -> object:
+def _api(name: str, request) -> object:
     if name == "ignite":
         return ignite_engine
     kind, twin = name.split("-")
-    monkeypatch.setattr(fastignite.engine, "_backend", importlib.import_module(TWIN_MODULES[twin]))
+    chosen = use_twin(importlib.import_module(TWIN_MODULES[twin]))
+    chosen.__enter__()
+    request.addfinalizer(lambda: chosen.__exit__(None, None, None))
     if kind == "dropin":
         return importlib.import_module("fastignite.ignite")
     return fastignite
@@ -125,16 +128,16 @@ def copy_scenario(api) -> list:
 
 @needs_ignite
 @pytest.mark.parametrize("impl", IMPLS)
-def test_copy_and_pickle_as_ignite(impl, monkeypatch):
+def test_copy_and_pickle_as_ignite(impl, request):
     expected = copy_scenario(ignite_engine)
-    assert copy_scenario(_api(impl, monkeypatch)) == expected
+    assert copy_scenario(_api(impl, request)) == expected
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_state_copy_and_pickle_keep_counters_as_values(impl, monkeypatch):
+def test_state_copy_and_pickle_keep_counters_as_values(impl, request):
     # state.counters is a view of the engine's backend tables (C data on the
     # compiled twin): a copy or a pickle keeps the counts, as a plain mapping.
-    api = _api(impl, monkeypatch)
+    api = _api(impl, request)
     Custom = IgniteTick if impl.startswith("dropin") else FastTick
     engine = api.Engine(lambda e, b: e.fire_event(Custom.TICK))
     engine.register_events(*Custom)
@@ -152,8 +155,8 @@ def test_state_copy_and_pickle_keep_counters_as_values(impl, monkeypatch):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_copied_engine_has_its_own_tables_and_registry(impl, monkeypatch):
-    api = _api(impl, monkeypatch)
+def test_copied_engine_has_its_own_tables_and_registry(impl, request):
+    api = _api(impl, request)
     engine = api.Engine(lambda e, b: b)
     calls = []
     engine.add_event_handler(api.Events.ITERATION_COMPLETED(every=2), lambda: calls.append("every2"))

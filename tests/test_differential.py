@@ -144,7 +144,7 @@ def _forget_ping_mapping():
 @pytest.fixture(params=IMPLEMENTATIONS)
 def impl(request, backend):
     """(label, api) of the implementation compared with ignite, on the ``backend`` twin: engines
-    pick their twin when built, through ``fastignite.engine._backend``, which ``backend`` set."""
+    pick their twin when built, through the ``twin`` fixture (``fastignite._backend.use_twin``)."""
     import fastignite
 
     api = fastignite if request.param == "fastignite" else _dropin_api()

@@ -11,6 +11,7 @@ import importlib
 
 import pytest
 
+from fastignite._backend import use_twin  # noqa: E402
 import fastignite.engine
 from conftest import BACKENDS, TWIN_MODULES, cpython_only
 
@@ -27,13 +28,14 @@ def _impls() -> list:
 
 
 @pytest.fixture(params=_impls())
-def api(request, monkeypatch):
+def api(request):
     """A namespace with Engine and Events of the implementation under test."""
     if request.param == "ignite":
-        return importlib.import_module("ignite.engine")
+        yield importlib.import_module("ignite.engine")
+        return
     twin = request.param.split("-", 1)[1]
-    monkeypatch.setattr(fastignite.engine, "_backend", importlib.import_module(TWIN_MODULES[twin]))
-    return fastignite
+    with use_twin(importlib.import_module(TWIN_MODULES[twin])):
+        yield fastignite
 
 
 def test_handler_removing_itself_runs_once(api):

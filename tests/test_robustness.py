@@ -30,6 +30,7 @@ import time
 import pytest
 
 import fastignite
+from fastignite._backend import use_twin
 from conftest import BACKENDS, cpython_only
 
 try:
@@ -48,9 +49,9 @@ if IMPL == "ignite":
     from ignite.engine import Engine, Events, EventEnum, State
 else:
     import importlib
-    import fastignite.engine
-    fastignite.engine._backend = importlib.import_module(
-        {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}[IMPL])
+    from fastignite._backend import use_twin
+    use_twin(importlib.import_module(
+        {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}[IMPL])).__enter__()
     from fastignite import Engine, Events, EventEnum, State
 def report(value):
     print("REPORT " + json.dumps(value))
@@ -244,13 +245,20 @@ def test_private_tables_never_crash(impl):
     assert outcomes["no tables"] != "ok", outcomes  # an exception, whichever: the point is no crash
 
 
-def test_the_compiled_run_state_cannot_be_made_from_python():
-    if "compiled" not in BACKENDS:
-        pytest.skip("needs the compiled twin")
-    from fastignite import _dispatch_c
-
-    with pytest.raises(TypeError):
-        _dispatch_c._Run(None)
+def test_a_loop_made_from_python_checks_what_it_is_given(twin, Engine):
+    # The compiled loop indexes its tables unchecked: a Loop checks them when
+    # made, and fires only the loop's own events.
+    engine = Engine(lambda e, b: None)
+    with pytest.raises(RuntimeError, match="engine._tables should be"):
+        twin.Loop(type("NotAnEngine", (), {"_tables": None})())
+    loop = twin.Loop(engine)
+    for slot in (-1, 10**6):
+        with pytest.raises(IndexError):
+            loop.fire(slot)
+    loop.start_epoch(None)
+    with pytest.raises(TypeError, match="not an iterator"):
+        loop.iterate()  # no data set up: next()'s own error, no crash
+    assert engine.run(range(3)).iteration == 3
 
 
 # -- 5. a loop that runs no bytecode ---------------------------------------------------------
@@ -363,12 +371,10 @@ def _hooked_state_run(impl: str) -> tuple[list, list]:
     else:
         import importlib
 
-        import fastignite.engine as engine_module
-
-        previous = engine_module._backend
-        engine_module._backend = importlib.import_module(
-            {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}[impl]
+        chosen = use_twin(
+            importlib.import_module({"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}[impl])
         )
+        chosen.__enter__()
         Engine, State = fastignite.Engine, fastignite.State
     writes, got = [], []
 
@@ -388,7 +394,7 @@ def _hooked_state_run(impl: str) -> tuple[list, list]:
         engine.run([1, 2, 3], max_epochs=2)
     finally:
         if impl != "ignite":
-            engine_module._backend = previous
+            chosen.__exit__(None, None, None)
     return got, writes
 
 

@@ -70,6 +70,7 @@ pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from fastignite._backend import use_twin  # noqa: E402
 import fastignite  # noqa: E402
 import fastignite.engine  # noqa: E402
 from _scenarios import (  # noqa: E402
@@ -559,12 +560,8 @@ class _TwinInterpreter(_Interpreter):
 @contextlib.contextmanager
 def _engines_on(twin):
     """Engines built inside run on ``twin`` (each binds the twin current at its construction)."""
-    saved = fastignite.engine._backend
-    fastignite.engine._backend = twin
-    try:
+    with use_twin(twin):
         yield
-    finally:
-        fastignite.engine._backend = saved
 
 
 def run_on(twin, scenario: Scenario) -> list:
@@ -1157,7 +1154,10 @@ def _quiet_firing_not_counted(twin) -> None:
 
 def _moved_count_not_reread(twin) -> None:
     """After a handler moved the count, the rest of the firing filters on the count it began with."""
-    _require(twin, "call_entries", "_call", "FilteredHandler", "WEAKREF", "PLAIN")
+    # call_entries is the driver's, shared by the twins; the copy's own name for it is patched.
+    _require(twin, "call_entries")
+    from fastignite._driver import PLAIN, WEAKREF, call
+    from fastignite._registry import FilteredHandler
 
     def call_entries(engine, entries, start, attr, count, event_args, event_kwargs):
         i = start
@@ -1166,12 +1166,12 @@ def _moved_count_not_reread(twin) -> None:
             i += 1
             if event_kwargs:
                 kwargs.update(event_kwargs)
-            if type(handler) is twin.FilteredHandler:
+            if type(handler) is FilteredHandler:
                 if not handler.filter(engine, count):  # the real one reads getattr(engine.state, attr)
                     continue
                 handler = handler.handler
-            shape = twin.WEAKREF if args and isinstance(args[0], weakref.ref) else twin.PLAIN
-            twin._call(engine, handler, shape, args, kwargs, event_args)
+            shape = WEAKREF if args and isinstance(args[0], weakref.ref) else PLAIN
+            call(engine, handler, shape, args, kwargs, event_args)
 
     twin.call_entries = call_entries
 

@@ -13,19 +13,25 @@
   pure twin with a RuntimeWarning.  ``FASTIGNITE_REQUIRE_COMPILED=1`` (set by
   CI) makes either an ImportError instead.
 
-Both twins export the names imported below; nothing else in the package knows
-which one it got.
+Both twins export the same names (``BACKEND``, ``Loop``, ``Tables``,
+``fire_event``).  A new engine runs on ``twin_for_new_engines()``: the default
+twin, or the one a ``use_twin(twin)`` block chose (the test suite runs each
+test on each twin that way).  An engine keeps its twin for life.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import os
 import platform
 import sysconfig
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["BACKEND", "Tables", "call_entries", "run_as_gen", "compiled_unsupported"]
+__all__ = ["BACKEND", "compiled_unsupported", "fire_event", "twin", "twin_for_new_engines", "use_twin"]
 
 _COMPILED = "fastignite._dispatch_c"
 
@@ -81,7 +87,31 @@ def _load_compiled():
 
 _compiled = None if _truthy("FASTIGNITE_PURE") else _load_compiled()
 if _compiled is not None:
-    from ._dispatch_c import BACKEND, Tables, call_entries, fire_event, run_as_gen  # type: ignore[import-not-found]
+    twin = _compiled
 else:
-    from ._dispatch_py import BACKEND, Tables, call_entries, run_as_gen
+    from . import _dispatch_py as twin
 del _compiled
+
+BACKEND: str = twin.BACKEND
+# Engine.fire_event: the default twin's, which fires an engine on either twin.
+fire_event = twin.fire_event
+
+_new_engines_twin: contextvars.ContextVar = contextvars.ContextVar("fastignite_twin")
+
+
+def twin_for_new_engines() -> Any:
+    """The twin an Engine made now runs on."""
+    return _new_engines_twin.get(twin)
+
+
+@contextlib.contextmanager
+def use_twin(chosen: Any) -> Iterator[Any]:
+    """Engines made within the block (directly, or by library code such as
+    create_supervised_trainer) run on ``chosen``, a twin module."""
+    if getattr(chosen, "BACKEND", None) not in ("pure", "compiled"):
+        raise TypeError(f"twin should be fastignite._dispatch_py or fastignite._dispatch_c, got {chosen!r}")
+    token = _new_engines_twin.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _new_engines_twin.reset(token)

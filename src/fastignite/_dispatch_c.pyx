@@ -45,17 +45,17 @@ import math
 import time
 import warnings
 
-from . import _dispatch_py as _pure
-from ._dispatch_py import STALE, TerminateEpoch, TerminateRun, _hours_mins_secs, _record, call_entries, group_records
+from . import _driver
+from ._driver import NOT_LOOP_TABLES, STALE, call_entries, fire_event_overridden, fire_through, group_records, record
 from .events import Events, State
 from .filters import AllOf, AnyOf, EventFilter, Every, Once, Throttle, Timeout, Window, is_opaque
 from .filters import NEVER as _PY_NEVER, as_due as _py_as_due
 
-__all__ = ["BACKEND", "Tables", "call_entries", "fire_event", "run_as_gen"]
+__all__ = ["BACKEND", "Loop", "Tables", "fire_event"]
 
 BACKEND = "compiled"
 
-# Record shapes and loop slots: the pure twin's numbers (checked below).
+# Record shapes and loop slots: _driver's numbers (checked below).
 cdef enum:
     NO_ARGS = 0
     ENGINE_ONLY = 1
@@ -77,23 +77,42 @@ cdef enum:
     S_TERMINATE_SINGLE_EPOCH = 11
     S_INTERRUPT = 12
 
-assert (NO_ARGS, ENGINE_ONLY, PLAIN, ENGINE, WEAKREF) == (
-    _pure.NO_ARGS, _pure.ENGINE_ONLY, _pure.PLAIN, _pure.ENGINE, _pure.WEAKREF
-)
-assert (S_EPOCH_STARTED, S_EPOCH_COMPLETED, S_STARTED, S_COMPLETED, S_ITERATION_STARTED, S_ITERATION_COMPLETED,
-        S_GET_BATCH_STARTED, S_GET_BATCH_COMPLETED, S_DATALOADER_STOP_ITERATION, S_TERMINATE,
-        S_TERMINATE_SINGLE_EPOCH, S_INTERRUPT) == (
-    _pure.S_EPOCH_STARTED, _pure.S_EPOCH_COMPLETED, _pure.S_STARTED, _pure.S_COMPLETED, _pure.S_ITERATION_STARTED,
-    _pure.S_ITERATION_COMPLETED, _pure.S_GET_BATCH_STARTED, _pure.S_GET_BATCH_COMPLETED,
-    _pure.S_DATALOADER_STOP_ITERATION, _pure.S_TERMINATE, _pure.S_TERMINATE_SINGLE_EPOCH, _pure.S_INTERRUPT,
-)
+
+# What Loop.iterate returns to _driver.run_epoch.
+cdef enum:
+    R_SIGNAL = 1
+    R_EXHAUSTED = 2
+    R_EPOCH_END = 3
+    R_MAX_ITERS = 4
+
+
+def _check_numbers():
+    """The C constants must be _driver's numbers (an ImportError, not an assert
+    that -O would drop)."""
+    mine = {
+        "NO_ARGS": NO_ARGS, "ENGINE_ONLY": ENGINE_ONLY, "PLAIN": PLAIN, "ENGINE": ENGINE, "WEAKREF": WEAKREF,
+        "S_EPOCH_STARTED": S_EPOCH_STARTED, "S_EPOCH_COMPLETED": S_EPOCH_COMPLETED, "S_STARTED": S_STARTED,
+        "S_COMPLETED": S_COMPLETED, "S_ITERATION_STARTED": S_ITERATION_STARTED,
+        "S_ITERATION_COMPLETED": S_ITERATION_COMPLETED, "S_GET_BATCH_STARTED": S_GET_BATCH_STARTED,
+        "S_GET_BATCH_COMPLETED": S_GET_BATCH_COMPLETED, "S_DATALOADER_STOP_ITERATION": S_DATALOADER_STOP_ITERATION,
+        "S_TERMINATE": S_TERMINATE, "S_TERMINATE_SINGLE_EPOCH": S_TERMINATE_SINGLE_EPOCH, "S_INTERRUPT": S_INTERRUPT,
+        "SIGNAL": R_SIGNAL, "EXHAUSTED": R_EXHAUSTED, "EPOCH_END": R_EPOCH_END, "MAX_ITERS": R_MAX_ITERS,
+        "SCHEDULED": LIMIT,
+    }  # fmt: skip
+    import fastignite.filters
+
+    wrong = [name for name, value in mine.items()
+             if getattr(_driver, name, getattr(fastignite.filters, name, None)) != value]
+    if wrong:
+        raise ImportError(f"fastignite's compiled twin disagrees with _driver on {wrong}: rebuild it")
+
 
 # NEVER and BEFORE_ALL stand for the pure twin's +inf and -inf.  Counts the C
 # schedule handles stay within +-LIMIT, so no arithmetic on them overflows.
 cdef int64_t NEVER = INT64_MAX
 cdef int64_t BEFORE_ALL = INT64_MIN
 cdef int64_t LIMIT = (<int64_t>1) << 62
-assert LIMIT == _pure.SCHEDULED
+_check_numbers()
 
 # How a table reads the count its filters test.
 cdef enum:
@@ -160,8 +179,6 @@ cdef inline bint quiet_iterator(object iterator) noexcept:
             or tp is _QUIET_ITERATORS[3])
 fastignite_exhausted = <PyObject *>_EXHAUSTED  # the module keeps it alive
 cdef object _DSI = Events.DATALOADER_STOP_ITERATION
-_EPOCH_COMPLETED = Events.EPOCH_COMPLETED.name  # keys of state.times
-_COMPLETED = Events.COMPLETED.name
 
 
 # ---------------------------------------------------------------------------
@@ -291,11 +308,6 @@ cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept:
 
 cdef inline object state_of(object engine):
     return get_field(engine, engine_layout(engine).state)
-
-
-cdef inline bint signalled(object engine) except -1:
-    """engine._signal: one of terminate / terminate_epoch / interrupt was asked for."""
-    return field_is_true(engine, engine_layout(engine).signal)
 
 
 # ---------------------------------------------------------------------------
@@ -1006,7 +1018,7 @@ cdef class Tables:
         entries = dict.get(engine._event_handlers, event)
         table = None
         if entries:
-            records = [_record(engine, i, entry) for i, entry in enumerate(entries)]
+            records = [record(engine, i, entry) for i, entry in enumerate(entries)]
             table = make_table(entries, records, State.event_to_attr.get(event))
         self.tables[slot] = table
         return table
@@ -1080,9 +1092,9 @@ cdef class Tables:
         return self.fire_c(engine, slot, (), None)
 
 
-cdef object _base_fire_event = None
-cdef str A_FIRE_EVENT = "_fire_event"
-# The last engine type asked about, under its version tag, and the answer.
+# The last engine type asked about, under its version tag, and the answer
+# (_driver.fire_event_overridden, asked again when the type changes).  The
+# type is compared by address only: no reference is kept.
 cdef PyTypeObject *_overridden_type = NULL
 cdef unsigned int _overridden_version = 0
 cdef bint _overridden = False
@@ -1090,15 +1102,11 @@ cdef bint _overridden = False
 
 cdef bint _fire_event_overridden(object engine) except -1:
     """A subclass overriding _fire_event sees every firing, as in ignite."""
-    global _base_fire_event, _overridden_type, _overridden_version, _overridden
+    global _overridden_type, _overridden_version, _overridden
     cdef PyTypeObject *tp = Py_TYPE(engine)
     if tp is _overridden_type and current_version(tp) == _overridden_version:
         return _overridden
-    if _base_fire_event is None:
-        from .engine import _BASE_FIRE_EVENT  # not at import: engine.py imports this module
-
-        _base_fire_event = _BASE_FIRE_EVENT
-    _overridden = type_lookup(tp, <PyObject *>A_FIRE_EVENT) is not <PyObject *>_base_fire_event
+    _overridden = fire_event_overridden(engine)
     _overridden_version = type_version(tp)
     _overridden_type = tp if _overridden_version != 0 else NULL  # no tag: asked again next time
     return _overridden
@@ -1120,28 +1128,41 @@ def fire_event(engine, event_name) -> None:
 
 
 # ---------------------------------------------------------------------------
-# The run loop (see _dispatch_py.run_as_gen and _run_epoch)
+# The iteration loop (see _dispatch_py.Loop)
+
+
+# Phases of an iteration: each starts right after a check point of the pure twin.
+cdef enum:
+    P_TOP = 0       # state.batch = None; GET_BATCH_STARTED
+    P_READ = 1      # next(data); GET_BATCH_COMPLETED
+    P_COUNT = 2     # iter_counter, state.iteration; ITERATION_STARTED
+    P_PROCESS = 3   # process_function; ITERATION_COMPLETED
+    P_END = 4       # end of epoch, max_iters
 
 
 @cython.final
-cdef object _RUN_KEY = object()
+cdef class Loop:
+    """One run's iteration loop, driven by _driver.run_epoch (see _dispatch_py.Loop).
 
-
-cdef class _Run:
-    """What a run's loop needs: the engine, its tables, how to fire.
-
-    Made only by run_as_gen, with tables it checked: the loop indexes them
-    without bounds checks, so Python code cannot make one."""
-
-    def __cinit__(self, key):
-        if key is not _RUN_KEY:
-            raise TypeError("fastignite's run state is internal: use Engine.run()")
+    ``iterate()`` runs iterations until the driver has work to do; the places
+    where the pure twin's generator yields are numbered phases here, and the
+    next ``iterate()`` resumes at ``phase``.  Its tables are checked here, once:
+    the loop indexes them without bounds checks, and a loop keeps its own
+    reference to them (an engine given other tables cannot change them under it)."""
 
     cdef object engine
     cdef Tables tables
     cdef object fire_through  # a subclass's _fire_event sees every firing; else None
-    cdef bint interruptible
-    cdef bint closed  # close() reached the run at its yield (see _on_signal)
+    cdef public bint interruptible
+    cdef public bint closed  # set by the driver when close() reached the run at its yield
+    cdef readonly bint restarted  # the data ended again right after the driver restarted it
+    cdef bint exhausted  # the last iterate() ended with the data: the next one reads restarted data
+    cdef int phase  # where iterate() resumes
+    # The epoch's iteration counter: counter, plus counter_base when that is not
+    # None (a resume from an epoch length past 2**63, or a float or numpy one, as
+    # ignite accepts), then compared through Python.
+    cdef Py_ssize_t counter
+    cdef object counter_base
     # The loop's own layouts (not the module's cache, which nested runs of other
     # engine types would keep re-resolving), checked after Python code ran.
     cdef EngineLayout el
@@ -1150,85 +1171,86 @@ cdef class _Run:
     # polls, and when the last poll was (time.monotonic).
     cdef Py_ssize_t countdown, poll_every
     cdef double last_poll
-    # The epoch's iteration counter starts here when it is not a C integer
-    # (a resume from an epoch length past 2**63, or a float or numpy one,
-    # as ignite accepts): the counter is then counter_base + Epoch.iter_counter,
-    # compared through Python.  None otherwise.
-    cdef object counter_base
+    # The epoch length last compared with (held, so its address stays its
+    # own) and its value; never None, so an unset length never matches it.
+    cdef object length_obj
+    cdef int64_t length
+    # The last non-loop event compared with DATALOADER_STOP_ITERATION, and the
+    # answer: events do not change.  Kept by the run, never past it.
+    cdef object checked_last
+    cdef bint checked_is_dsi
 
-    cdef int fire(self, Py_ssize_t slot) except -1:
-        """Fire one of the loop's own events."""
-        if self.fire_through is not None:
-            self.fire_through(self.engine, slot, (), None)
-            return 0
-        return self.tables.fire_c(self.engine, slot, (), None)
+    def __init__(self, engine, bint interruptible=True):
+        tables = engine._tables
+        if type(tables) is not Tables or not S_INTERRUPT < len((<Tables>tables).events) == (<Tables>tables).n_slots:
+            raise RuntimeError(NOT_LOOP_TABLES.format(tables=tables))
+        self.engine = engine
+        self.tables = <Tables>tables
+        self.fire_through = fire_through(engine) if _fire_event_overridden(engine) else None
+        self.interruptible = interruptible
+        self.countdown = self.poll_every = 64
+        self.last_poll = _monotonic()
+        self.length_obj = object()
 
-    cdef int fire_with(self, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
+    cdef int fire_c(self, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
         if self.fire_through is not None:
             self.fire_through(self.engine, slot, event_args, event_kwargs)
             return 0
         return self.tables.fire_c(self.engine, slot, event_args, event_kwargs)
 
+    def fire(self, Py_ssize_t slot, tuple event_args=(), event_kwargs=None) -> None:
+        """Fire one of the loop's events."""
+        if not 0 <= slot <= S_INTERRUPT:
+            raise IndexError(f"slot should be a loop event's, 0..{S_INTERRUPT}, got {slot}")
+        self.fire_c(slot, event_args, event_kwargs)
+
     cdef int fire_or_stop(self, Py_ssize_t slot) except -1:
         """Fire GET_BATCH_*; 1 if a handler raised StopIteration, which ends
-        the data as ignite's ``except StopIteration`` around them does."""
+        the data as the pure twin's ``except StopIteration`` around them does."""
         try:
-            self.fire(slot)
+            self.fire_c(slot, (), None)
         except StopIteration:
             return 1
         return 0
 
+    def start_epoch(self, init_iter) -> None:
+        """An epoch starts, at iteration ``init_iter`` of it (a resume) or 0."""
+        self.counter = 0
+        self.counter_base = None
+        if init_iter is not None:
+            if type(init_iter) is int and -PY_SSIZE_T_MAX <= init_iter <= PY_SSIZE_T_MAX:
+                self.counter = init_iter
+            else:
+                self.counter_base = init_iter
+        self.restarted = self.exhausted = False
+        self.phase = P_TOP
 
-cdef inline bint fired_quietly(Tables tables, bint direct, Py_ssize_t slot) noexcept:
-    """Fire a loop event that has no handler, which is its last-event slot
-    and its count: no Python code runs.  False, having done nothing, when
-    the event has handlers or a subclass's _fire_event must see it."""
-    if direct and item(<PyObject *>tables.tables, slot) is <PyObject *>None:
-        tables.last_slot = slot
-        tables.counts[slot] += 1
-        return True
-    return False
+    @property
+    def iter_counter(self):
+        """The epoch's iteration counter, as ignite's loop variable holds it."""
+        if self.counter_base is None:
+            return self.counter
+        return self.counter_base + self.counter
 
-
-def _on_signal(_Run run):
-    """What a set flag means at a check point (see _dispatch_py._on_signal)."""
-    engine = run.engine
-    if engine.should_terminate:
-        raise TerminateRun()
-    if engine.should_terminate_single_epoch:
-        raise TerminateEpoch()
-    if run.interruptible and engine.should_interrupt:
-        run.fire(S_INTERRUPT)
-        engine.should_interrupt = False
-        try:
-            yield engine.state
-        except GeneratorExit:
-            # close() of the suspended run, not a GeneratorExit from a handler
-            # (see _dispatch_py._on_signal).
-            run.closed = True
-            raise
+    def iterate(self) -> int:
+        if self.exhausted:  # the driver restarted the data
+            self.exhausted = False
+            self.restarted = True
+        return iterate(self)
 
 
-def _fire_timed(_Run run, Py_ssize_t slot, times_key, elapsed):
-    start = time.time()
-    run.fire(slot)
-    elapsed += time.time() - start
-    state_of(run.engine).times[times_key] = elapsed
-    return elapsed
-
-
+# Polling (see poll): how often the loop lets signals and other threads in.
 cdef extern from "Python.h":
     int PyErr_CheckSignals() except -1
 
 
-# How often the loop lets signals and other threads in: about every
-# POLL_SECONDS, counted in iterations so that the clock is read rarely.
+# About every POLL_SECONDS, counted in iterations so that the clock is read rarely.
 cdef double POLL_SECONDS = 0.001
 cdef Py_ssize_t POLL_MAX_ITERATIONS = 1 << 16
 _monotonic = time.monotonic
 
 
-cdef int poll(_Run run) except -1:
+cdef int poll(Loop run) except -1:
     """Let the interpreter do what running bytecode would let it do.
 
     When the process function is C code and no handler is Python, the loop
@@ -1253,119 +1275,51 @@ cdef int poll(_Run run) except -1:
     return 0
 
 
-cdef Tables loop_tables(object engine):
-    """engine._tables, if they are this twin's and hold the loop's events
-    (see _dispatch_py.loop_tables)."""
-    tables = engine._tables
-    if type(tables) is not Tables or not S_INTERRUPT < len((<Tables>tables).events) == (<Tables>tables).n_slots:
-        raise RuntimeError(_pure.NOT_LOOP_TABLES.format(tables=tables))
-    return <Tables>tables
 
 
-def run_as_gen(engine, bint interruptible=True):
-    """ignite's run: STARTED, epochs until done or terminated, COMPLETED."""
-    cdef _Run run = _Run.__new__(_Run, _RUN_KEY)
-    run.engine = engine
-    run.tables = loop_tables(engine)
-    run.countdown = run.poll_every = 64
-    run.last_poll = _monotonic()
-    run.fire_through = _pure._fire_through(engine) if engine._fire_event_overridden else None
-    run.interruptible = interruptible
-    engine.should_terminate = engine.should_terminate_single_epoch = engine.should_interrupt = False
-    times = engine.state.times
-    times[_EPOCH_COMPLETED] = 0.0
-    times[_COMPLETED] = 0.0
-    start_time = time.time()
-    try:
-        try:
-            run.fire(S_STARTED)
-            if signalled(engine):
-                yield from _on_signal(run)
-            while not engine._is_done(engine.state) and not engine.should_terminate:
-                engine.state.epoch += 1
-                handlers_start = time.time()
-                run.fire(S_EPOCH_STARTED)
-                epoch_time = time.time() - handlers_start
-                if signalled(engine):
-                    yield from _on_signal(run)
-                if engine._dataloader_iter is None:
-                    engine._setup_engine()
-                epoch_time += yield from _run_epoch(run)
-                engine.state.times[_EPOCH_COMPLETED] = epoch_time
-                if engine.should_terminate_single_epoch != "skip_epoch_completed":
-                    epoch_time = _fire_timed(run, S_EPOCH_COMPLETED, _EPOCH_COMPLETED, epoch_time)
-                if engine.should_terminate_single_epoch:
-                    engine.should_terminate_single_epoch = False
-                if signalled(engine):
-                    yield from _on_signal(run)
-                engine.logger.info("Epoch[%s] Complete. Time taken: %s", engine.state.epoch,
-                                   _hours_mins_secs(epoch_time))
-        except TerminateRun:
-            run.fire(S_TERMINATE)
-        except TerminateEpoch:
-            raise RuntimeError(
-                "The method terminate_epoch() should not be called on Event.STARTED or Event.EPOCH_STARTED. "
-                "If this is a desired behaviour, please open a feature request on "
-                "https://github.com/pytorch/ignite/issues/new/choose"
-            ) from None
-        time_taken = time.time() - start_time
-        engine.state.times[_COMPLETED] = time_taken
-        if engine.should_terminate != "skip_completed":
-            time_taken = _fire_timed(run, S_COMPLETED, _COMPLETED, time_taken)
-        engine.logger.info("Engine run finished. Time taken: %s", _hours_mins_secs(time_taken))
-    except BaseException as e:
-        engine._dataloader_iter = None
-        if run.closed and type(e) is GeneratorExit:
-            # An interrupted run closed (its engine being discarded): nothing to report.
-            raise
-        engine.logger.error("Engine run is terminating due to exception: %s", e)
-        engine._handle_exception(e)
-    engine._dataloader_iter = None
-    return engine.state
+cdef inline bint fired_quietly(Tables tables, bint direct, Py_ssize_t slot) noexcept:
+    """Fire a loop event that has no handler, which is its last-event slot
+    and its count: no Python code runs.  False, having done nothing, when
+    the event has handlers or a subclass's _fire_event must see it."""
+    if direct and item(<PyObject *>tables.tables, slot) is <PyObject *>None:
+        tables.last_slot = slot
+        tables.counts[slot] += 1
+        return True
+    return False
 
 
-# The last int _equals compared with (held, so its address stays its own),
-# and its value.  Never None: an unset epoch length must not match it.
-cdef object _equals_obj = object()
-cdef int64_t _equals_value = 0
+
+cdef inline int exhausted(Loop run) noexcept:
+    run.phase = P_TOP
+    run.exhausted = True
+    return R_EXHAUSTED
 
 
-cdef inline bint _equals(Py_ssize_t n, object value) except -1:
-    """``n == value`` for the int counts the loop compares, without making an
-    int object; the value of the last int seen (the epoch length) is kept."""
-    global _equals_obj, _equals_value
+cdef inline bint epoch_ends(Loop run, object state) except -1:
+    """Whether the epoch's iteration ``run.counter`` is its last:
+    state.epoch_length is set and equals it, compared without making an int
+    object.  The epoch length is the int last seen in all but the first check,
+    which then reads the slot and takes no reference."""
     cdef int64_t v = 0
-    if value is _equals_obj:
-        return n == _equals_value
-    if as_count(value, &v):
-        _equals_obj = value
-        _equals_value = v
-        return n == v
-    return n == value
-
-
-cdef inline bint _epoch_ends(Py_ssize_t n, object state, StateLayout *sl) except -1:
-    """Whether iteration ``n`` of the epoch is its last: state.epoch_length is
-    set and equals it.  The epoch length is the int _equals last saw in all
-    but the first check, which then reads the slot and takes no reference."""
-    cdef PyObject *length = peek_field(state, sl.epoch_length)
-    if length is <PyObject *>_equals_obj:  # never NULL or None
-        return n == _equals_value
-    if field_is_none(state, sl.epoch_length):
+    cdef PyObject *length = peek_field(state, run.sl.epoch_length)
+    if length is <PyObject *>run.length_obj:  # never NULL or None
+        return run.counter == run.length
+    if field_is_none(state, run.sl.epoch_length):
         return False
-    return _equals(n, get_field(state, sl.epoch_length))
+    value = get_field(state, run.sl.epoch_length)
+    if as_count(value, &v):
+        run.length_obj = value
+        run.length = v
+        return run.counter == v
+    return run.counter == value
 
 
 cdef object _Events = Events
-cdef object _checked_last = None  # the last last_event_name compared with DATALOADER_STOP_ITERATION
-cdef bint _checked_is_dsi = False
 
 
-cdef inline bint _after_restart(Tables tables) except -1:
+cdef inline bint after_restart(Loop run, Tables tables) except -1:
     """Whether engine.last_event_name is DATALOADER_STOP_ITERATION, as ignite
-    compares it (by name, so a custom event is compared through Python).
-    Events do not change, so the answer for the last one compared is kept."""
-    global _checked_last, _checked_is_dsi
+    compares it (by name, so a custom event is compared through Python)."""
     cdef Py_ssize_t slot = tables.last_slot
     if slot == S_DATALOADER_STOP_ITERATION:
         return True
@@ -1376,35 +1330,13 @@ cdef inline bint _after_restart(Tables tables) except -1:
         return True
     if type(last) is _Events:
         return False
-    if last is not _checked_last:
-        _checked_is_dsi = not (last != _DSI)
-        _checked_last = last
-    return _checked_is_dsi
+    if last is not run.checked_last:
+        run.checked_is_dsi = not (last != _DSI)
+        run.checked_last = last
+    return run.checked_is_dsi
 
 
-cdef struct Epoch:
-    Py_ssize_t iter_counter  # plus _Run.counter_base when that is not None
-    bint should_exit
-    int phase       # where iterate() resumes
-
-
-# Phases of an iteration: each starts right after a check point of the pure twin.
-cdef enum:
-    P_TOP = 0       # state.batch = None; GET_BATCH_STARTED
-    P_READ = 1      # next(data); GET_BATCH_COMPLETED
-    P_COUNT = 2     # iter_counter, state.iteration; ITERATION_STARTED
-    P_PROCESS = 3   # process_function; ITERATION_COMPLETED
-    P_END = 4       # end of epoch, max_iters
-
-# What iterate() hands back to the generator.
-cdef enum:
-    R_SIGNAL = 1    # a check point saw a flag: run _on_signal, then resume at ep.phase
-    R_EXHAUSTED = 2 # the data ended, or a GET_BATCH_* handler raised StopIteration
-    R_EPOCH_END = 3
-    R_MAX_ITERS = 4
-
-
-cdef inline bint moved(_Run run, object engine, object state) except -1:
+cdef inline bint moved(Loop run, object engine, object state) except -1:
     """After Python code may have run: check the engine's layout, and whether
     engine.state is still ``state`` (then its layout is checked too).
     ``engine`` is run.engine, passed in: reading the attribute here would
@@ -1416,7 +1348,7 @@ cdef inline bint moved(_Run run, object engine, object state) except -1:
     return False
 
 
-cdef object current_state(_Run run):
+cdef object current_state(Loop run):
     """engine.state, its layout checked (the first read, and after a replacement)."""
     check_engine(&run.el, Py_TYPE(run.engine))
     state = get_field(run.engine, run.el.state)
@@ -1424,15 +1356,15 @@ cdef object current_state(_Run run):
     return state
 
 
-cdef int iterate(_Run run, Epoch *ep) except -1:
-    """Run iterations from ``ep.phase`` until the generator has work to do.
+cdef int iterate(Loop run) except -1:
+    """Run iterations from ``run.phase`` until the driver has work to do.
 
-    This is the body of the pure twin's ``while True`` in ``_run_epoch``, as a
-    plain C function: no generator frame, locals in registers.  Where the pure
-    twin may yield (a check point with a flag set), this returns R_SIGNAL with
-    the phase to resume at.  After anything that can run Python code (data,
-    handlers, the process function) ``moved`` checks the layouts and whether
-    the state was replaced, because that code may change either.
+    The body of the pure twin's ``Loop.iterations`` generator, as a plain C
+    function: no generator frame, locals in registers.  Where the pure twin
+    yields, this returns with the phase to resume at.  After anything that can
+    run Python code (data, handlers, the process function) ``moved`` checks
+    the layouts and whether the state was replaced, because that code may
+    change either.
     """
     cdef object engine = run.engine
     cdef Tables tables = run.tables
@@ -1440,7 +1372,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
     cdef EngineLayout *el = &run.el
     cdef StateLayout *sl = &run.sl
     cdef object state, batch, output, process_function, iterator
-    cdef int phase = ep.phase
+    cdef int phase = run.phase
     cdef PyObject *call_args[3]  # [0] is scratch the callee may use (PY_VECTORCALL_ARGUMENTS_OFFSET)
     # The data iterator, the process function and the batch are held here,
     # and re-read (a reference taken) only when their slot holds another
@@ -1466,17 +1398,16 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                 state = current_state(run)
             # Right after DATALOADER_STOP_ITERATION the restarted data is read
             # without a second GET_BATCH_STARTED, as in ignite.
-            if not _after_restart(tables):
+            if not after_restart(run, tables):
                 if not field_is_none(state, sl.dataloader):
                     if not fired_quietly(tables, direct, S_GET_BATCH_STARTED):
                         stopped = run.fire_or_stop(S_GET_BATCH_STARTED)
                         if moved(run, engine, state):
                             state = current_state(run)
                         if stopped:
-                            ep.phase = P_TOP
-                            return R_EXHAUSTED
+                            return exhausted(run)
                     if field_is_true(engine, el.signal):
-                        ep.phase = P_READ
+                        run.phase = P_READ
                         return R_SIGNAL
             phase = P_READ
         if phase == P_READ:
@@ -1496,8 +1427,7 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
             if not quiet and moved(run, engine, state):
                 state = current_state(run)
             if batch is _EXHAUSTED:
-                ep.phase = P_TOP
-                return R_EXHAUSTED
+                return exhausted(run)
             set_field(state, sl.batch, batch)
             set_field(state, sl.output, None)
             if not field_is_none(state, sl.dataloader):
@@ -1506,22 +1436,21 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                     if moved(run, engine, state):
                         state = current_state(run)
                     if stopped:
-                        ep.phase = P_TOP
-                        return R_EXHAUSTED
+                        return exhausted(run)
                 if field_is_true(engine, el.signal):
-                    ep.phase = P_COUNT
+                    run.phase = P_COUNT
                     return R_SIGNAL
             phase = P_COUNT
         if phase == P_COUNT:
-            ep.iter_counter += 1
-            ep.should_exit = False
+            run.counter += 1
+            run.restarted = False
             increment_field(state, sl.iteration)
             if not fired_quietly(tables, direct, S_ITERATION_STARTED):
                 run.fire(S_ITERATION_STARTED)
                 if moved(run, engine, state):
                     state = current_state(run)
             if field_is_true(engine, el.signal):
-                ep.phase = P_PROCESS
+                run.phase = P_PROCESS
                 return R_SIGNAL
             phase = P_PROCESS
         if phase == P_PROCESS:
@@ -1543,87 +1472,17 @@ cdef int iterate(_Run run, Epoch *ep) except -1:
                 if moved(run, engine, state):
                     state = current_state(run)
             if field_is_true(engine, el.signal):
-                ep.phase = P_END
+                run.phase = P_END
                 return R_SIGNAL
         # P_END
-        if (_epoch_ends(ep.iter_counter, state, sl) if run.counter_base is None
-                else iter_counter(run, ep) == get_field(state, sl.epoch_length)):
-            ep.phase = P_TOP
+        if (epoch_ends(run, state) if run.counter_base is None
+                else run.iter_counter == get_field(state, sl.epoch_length)):
+            run.phase = P_TOP
             return R_EPOCH_END
         if not field_is_none(state, sl.max_iters):
             if get_field(state, sl.iteration) == get_field(state, sl.max_iters):
-                ep.phase = P_TOP
+                run.phase = P_TOP
                 return R_MAX_ITERS
         phase = P_TOP
 
 
-cdef object iter_counter(_Run run, Epoch *ep):
-    """The epoch's iteration counter, as ignite's loop variable holds it."""
-    if run.counter_base is None:
-        return ep.iter_counter
-    return run.counter_base + ep.iter_counter
-
-
-def _run_epoch(_Run run):
-    """One epoch of iterations; returns the time it took (see _dispatch_py._run_epoch)."""
-    cdef Epoch ep
-    cdef int status
-    engine = run.engine
-    start_time = time.time()
-    init_iter = engine._init_iter
-    ep.iter_counter = 0
-    run.counter_base = None
-    if init_iter is not None:
-        if type(init_iter) is int and -PY_SSIZE_T_MAX <= init_iter <= PY_SSIZE_T_MAX:
-            ep.iter_counter = init_iter
-        else:
-            run.counter_base = init_iter
-    ep.should_exit = False
-    ep.phase = P_TOP
-    engine._init_iter = None
-    try:
-        if engine._dataloader_iter is None:
-            raise RuntimeError("Internal error, the data iterator is None at the start of an epoch; please report it.")
-        while True:
-            status = iterate(run, &ep)
-            if status == R_SIGNAL:
-                yield from _on_signal(run)
-            elif status == R_EPOCH_END:
-                break
-            elif status == R_MAX_ITERS:
-                engine.should_terminate = True
-                raise TerminateRun()
-            else:  # R_EXHAUSTED: the pure twin's ``except StopIteration``
-                state = engine.state
-                if state.epoch_length is None:
-                    # Data of unknown length: its first end fixes the epoch length.
-                    state.epoch_length = iter_counter(run, &ep)
-                    if state.max_iters is not None:
-                        state.max_epochs = math.ceil(state.max_iters / state.epoch_length)
-                    break
-                if ep.should_exit:
-                    # Restarting the data gave nothing either.
-                    if not engine._is_done(state):
-                        total = (state.epoch_length * state.max_epochs if state.max_epochs is not None
-                                 else state.max_iters)
-                        warnings.warn(
-                            "Data iterator can not provide data anymore but required total number of "
-                            "iterations to run is not reached. "
-                            f"Current iteration: {state.iteration} vs Total iterations to run : {total}"
-                        )
-                    break
-                if state.dataloader is not None:
-                    run.fire(S_DATALOADER_STOP_ITERATION)
-                    if signalled(engine):
-                        yield from _on_signal(run)
-                engine._setup_dataloader_iter()
-                ep.should_exit = True
-    except TerminateEpoch:
-        run.fire_with(S_TERMINATE_SINGLE_EPOCH, (), {"iter_counter": iter_counter(run, &ep)})
-        engine._setup_dataloader_iter()
-    except TerminateRun:
-        raise
-    except Exception as e:
-        engine.logger.error("Current run is terminating due to exception: %s", e)
-        engine._handle_exception(e)
-    return time.time() - start_time

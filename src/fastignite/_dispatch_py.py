@@ -1,14 +1,18 @@
-"""The hot path in pure Python: dispatch tables, firing counters, the run loop.
+"""The per-iteration work in pure Python: the specification of the compiled twin.
 
-This module is the readable reference of the backend interface; the compiled
-twin implements the same names with the same behaviour:
+The compiled twin (``_dispatch_c``) exports the same names, with the same
+steps in the same order; everything that runs less than once per iteration is
+written once, in ``_driver``, which drives both:
 
 * ``Tables`` - per engine: a slot per registered event, its firing counter, and
   its dispatch table (``None`` when the event has no handler, ``STALE`` after the
   registry changed, else a ``Table``).
-* ``Tables.fire(engine, slot, args, kwargs)`` - fire one event.
-* ``run_as_gen(engine, interruptible)`` - the whole run (ignite's epoch and
-  iteration loops) as a generator that yields the state when interrupted.
+* ``Tables.fire(engine, slot, args, kwargs)`` - fire one event: the walk of
+  its table.
+* ``fire_event(engine, event)`` - ``Engine.fire_event``.
+* ``Loop(engine, interruptible)`` - one run's iteration loop:
+  ``Loop.iterate()`` runs iterations until the driver has work to do (a flag
+  set at a check point, the data's end, the epoch's end, max_iters).
 
 A table is an immutable snapshot of one event's registry list, so handlers may
 add or remove handlers (themselves included) while it is being walked: the
@@ -21,16 +25,17 @@ from __future__ import annotations
 import heapq
 import math
 import operator
-import time
-import warnings
-import weakref
 from typing import Any
 
-from ._registry import FilteredHandler
+from ._driver import (
+    ENGINE_ONLY, EPOCH_END, EXHAUSTED, MAX_ITERS, NO_ARGS, NOT_LOOP_TABLES,
+    S_GET_BATCH_COMPLETED, S_GET_BATCH_STARTED, S_INTERRUPT, S_ITERATION_COMPLETED, S_ITERATION_STARTED, SIGNAL,
+    STALE, call, call_entries, fire_event_overridden, fire_through, group_records, record,
+)
 from .events import Events, State
-from .filters import SCHEDULED, _gate_due_of, is_gated, is_opaque, key_of
+from .filters import SCHEDULED, _gate_due_of
 
-__all__ = ["BACKEND", "STALE", "Tables", "run_as_gen"]
+__all__ = ["BACKEND", "Loop", "Tables", "fire_event"]
 
 BACKEND = "pure"
 
@@ -38,25 +43,6 @@ NEVER = math.inf
 # SCHEDULED (filters.py): the due-count schedule orders int counts within
 # +-SCHEDULED (the compiled twin's int64 arithmetic stays exact there); any
 # other count is evaluated against every filter.
-
-# How a record calls its handler ("shape"), decided once when the table is built.
-NO_ARGS = 0  # handler()
-ENGINE_ONLY = 1  # handler(engine)
-PLAIN = 2  # handler(*event_args, *args, **kwargs)
-ENGINE = 3  # handler(engine, *event_args, *args, **kwargs)
-WEAKREF = 4  # args[0] is a weak reference other than to this engine: resolved per call
-
-
-class _Stale:
-    """Marks a table to rebuild at the event's next firing."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "STALE"
-
-
-STALE = _Stale()
 
 
 class Table:
@@ -130,89 +116,6 @@ class Table:
 _record_index = operator.itemgetter(5)
 
 
-def group_records(records: list) -> tuple[list, list, list, list]:
-    """Give each record ``(handler, filter, shape, args, kwargs, index)`` its
-    group (see Table), shared by both twins.  Returns the records with their
-    group appended, each group's filter (its first record's), whether the group
-    is shared (one evaluation per firing for all its records), and each
-    group's record positions."""
-    grouped: list = []
-    groups: list = []
-    shared: list = []
-    members: list = []
-    by_key: dict = {}
-    for handler, event_filter, shape, args, kwargs, index in records:
-        if event_filter is None:
-            group = -1
-        elif not is_gated(event_filter):
-            group = -2
-        else:
-            key = None if is_opaque(event_filter) else key_of(event_filter)
-            group = by_key.get(key) if key is not None else None
-            if group is None:
-                group = len(groups)
-                groups.append(event_filter)
-                shared.append(key is not None)
-                members.append([])
-                if key is not None:
-                    by_key[key] = group
-        if group >= 0:
-            members[group].append(len(grouped))
-        grouped.append((handler, event_filter, shape, args, kwargs, index, group))
-    return grouped, groups, shared, members
-
-
-def _record(engine: Any, index: int, entry: tuple) -> tuple:
-    handler, args, kwargs = entry
-    event_filter = None
-    # A filtered entry made for another engine (a deepcopy's entries, or ones
-    # moved between registries) stays opaque: its filter reads the count of the
-    # engine it was made for, as ignite's wrapper, a closure over that engine, does.
-    if type(handler) is FilteredHandler and handler._engine() is engine:
-        event_filter = handler.filter
-        handler = handler.handler
-    if args and isinstance(args[0], weakref.ref):
-        if args[0]() is not engine:
-            return (handler, event_filter, WEAKREF, args, kwargs, index)
-        args = args[1:]
-        shape = ENGINE if args or kwargs else ENGINE_ONLY
-    else:
-        shape = PLAIN if args or kwargs else NO_ARGS
-    return (handler, event_filter, shape, args, kwargs, index)
-
-
-def _call(engine: Any, handler: Any, shape: int, args: tuple, kwargs: dict, event_args: tuple) -> None:
-    if shape == ENGINE or shape == ENGINE_ONLY:
-        handler(engine, *event_args, *args, **kwargs)
-    elif shape == PLAIN or shape == NO_ARGS:
-        handler(*event_args, *args, **kwargs)
-    else:
-        target = args[0]()
-        if target is None:
-            raise RuntimeError("Engine reference not resolved. Cannot execute event handler.")
-        handler(target, *event_args, *args[1:], **kwargs)
-
-
-def call_entries(
-    engine: Any, entries: list, start: int, attr: str | None, count: int, event_args: tuple, event_kwargs: Any
-) -> None:
-    """Walk a live registry list from ``start`` the way ignite does: the list may
-    grow or shrink under the walk, and filters read the count afresh each time."""
-    i = start
-    while i < len(entries):
-        handler, args, kwargs = entries[i]
-        i += 1
-        if event_kwargs:
-            kwargs.update(event_kwargs)
-        if type(handler) is FilteredHandler and handler._engine() is engine:  # see _record
-            if attr is not None:
-                count = getattr(engine.state, attr)
-            if not handler.filter(engine, count):
-                continue
-            handler = handler.handler
-        _call(engine, handler, WEAKREF if args and isinstance(args[0], weakref.ref) else PLAIN, args, kwargs, event_args)
-
-
 class Tables:
     """Slots, counters and dispatch tables of one engine."""
 
@@ -265,7 +168,7 @@ class Tables:
         entries = dict.get(engine._event_handlers, event)
         table = None
         if entries:
-            records = [_record(engine, i, entry) for i, entry in enumerate(entries)]
+            records = [record(engine, i, entry) for i, entry in enumerate(entries)]
             table = Table(entries, records, State.event_to_attr.get(event))
         self.tables[slot] = table
         return table
@@ -307,7 +210,7 @@ class Tables:
             if slot is None:  # a subclass's _assert_allowed_event let it through
                 engine._fire_event(event_name)
                 return
-        if engine._fire_event_overridden:
+        if fire_event_overridden(engine):
             engine._fire_event(event_name)
             return
         self.fire(engine, slot)
@@ -369,7 +272,7 @@ class Tables:
             else:
                 if event_kwargs:
                     kwargs.update(event_kwargs)
-                _call(engine, handler, shape, args, kwargs, event_args)
+                call(engine, handler, shape, args, kwargs, event_args)
             # The handler changed this event's handlers, or the count the remaining
             # filters read: finish over the live list, as ignite's loop would.
             if tables[slot] is not table or (watch_count and getattr(engine.state, attr) != count):
@@ -377,163 +280,77 @@ class Tables:
                 return
 
 
+def fire_event(engine: Any, event_name: Any) -> None:
+    """Fire a (registered) event now, e.g. a custom event from the process function."""
+    engine._tables.fire_event(engine, event_name)
+
+
 # ---------------------------------------------------------------------------
-# The run loop
+# The iteration loop
 
-
-class TerminateRun(Exception):
-    """Raised inside the loop when terminate() was asked for (or max_iters hit)."""
-
-
-class TerminateEpoch(Exception):
-    """Raised inside the loop when terminate_epoch() was asked for."""
-
-
-S_EPOCH_STARTED = 0
-S_EPOCH_COMPLETED = 1
-S_STARTED = 2
-S_COMPLETED = 3
-S_ITERATION_STARTED = 4
-S_ITERATION_COMPLETED = 5
-S_EXCEPTION_RAISED = 6
-S_GET_BATCH_STARTED = 7
-S_GET_BATCH_COMPLETED = 8
-S_DATALOADER_STOP_ITERATION = 9
-S_TERMINATE = 10
-S_TERMINATE_SINGLE_EPOCH = 11
-S_INTERRUPT = 12
-assert [e.name for e in Events] == [
-    "EPOCH_STARTED", "EPOCH_COMPLETED", "STARTED", "COMPLETED", "ITERATION_STARTED", "ITERATION_COMPLETED",
-    "EXCEPTION_RAISED", "GET_BATCH_STARTED", "GET_BATCH_COMPLETED", "DATALOADER_STOP_ITERATION", "TERMINATE",
-    "TERMINATE_SINGLE_EPOCH", "INTERRUPT",
-]  # fmt: skip
 
 _DSI = Events.DATALOADER_STOP_ITERATION
 
 
-def _hours_mins_secs(seconds: float) -> str:
-    mins, secs = divmod(seconds, 60)
-    hours, mins = divmod(mins, 60)
-    return f"{int(hours):02d}:{int(mins):02d}:{secs:06.3f}"
+class _HandlerStop(Exception):
+    """Carries a handler's StopIteration out of the iteration generator, which
+    would otherwise turn it into a RuntimeError (PEP 479)."""
 
 
-_EPOCH_COMPLETED = Events.EPOCH_COMPLETED.name  # keys of state.times
-_COMPLETED = Events.COMPLETED.name
+class Loop:
+    """One run's iteration loop, driven by ``_driver.run_epoch``.
 
+    ``iterate()`` runs iterations until the driver has work to do and says
+    which (``_driver.SIGNAL``, ``EXHAUSTED``, ``EPOCH_END``, ``MAX_ITERS``);
+    after SIGNAL or EXHAUSTED, the next call goes on from where it stopped.
+    Here that is a ``yield`` of the ``iterations`` generator; the compiled twin
+    keeps the same places as numbered phases.  ``iter_counter`` is the epoch's iteration
+    counter; ``restarted`` says that the data ended right after the driver
+    restarted it, with no batch read in between."""
 
-def _fire_timed(engine: Any, fire: Any, slot: int, times_key: str, elapsed: float) -> float:
-    """Fire, adding the handlers' time to ``elapsed`` (kept in state.times, as in ignite)."""
-    start = time.time()
-    fire(engine, slot)
-    elapsed += time.time() - start
-    engine.state.times[times_key] = elapsed
-    return elapsed
+    __slots__ = ("engine", "tables", "fire_raw", "interruptible", "closed", "iter_counter", "restarted", "steps")
 
+    def __init__(self, engine: Any, interruptible: bool = True) -> None:
+        # The loop fires its events by slot number: the tables must be this
+        # twin's and hold them (the compiled loop indexes them unchecked).
+        tables = engine._tables
+        if type(tables) is not Tables or not S_INTERRUPT < len(tables.events) == len(tables.tables):
+            raise RuntimeError(NOT_LOOP_TABLES.format(tables=tables))
+        self.engine = engine
+        self.tables = tables
+        # A subclass's _fire_event sees every firing, as in ignite.
+        self.fire_raw = fire_through(engine) if fire_event_overridden(engine) else tables.fire
+        self.interruptible = interruptible
+        self.closed = False  # set by the driver when close() reached the run at its yield
+        self.iter_counter: Any = 0
+        self.restarted = False
+        self.steps: Any = None
 
-def _on_signal(engine: Any, fire: Any, interruptible: bool) -> Any:
-    """What a set flag means at a check point: stop the run, stop the epoch, or
-    (interrupt) hand the state back to run()'s caller until the next run()."""
-    if engine.should_terminate:
-        raise TerminateRun()
-    if engine.should_terminate_single_epoch:
-        raise TerminateEpoch()
-    if interruptible and engine.should_interrupt:
-        fire(engine, S_INTERRUPT)
-        engine.should_interrupt = False
+    def fire(self, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
+        """Fire one of the loop's events."""
+        self.fire_raw(self.engine, slot, event_args, event_kwargs)
+
+    def start_epoch(self, init_iter: Any) -> None:
+        """An epoch starts, at iteration ``init_iter`` of it (a resume) or 0."""
+        self.iter_counter = 0 if init_iter is None else init_iter
+        self.restarted = False
+        self.steps = iterations(self.engine, self.tables, self.fire_raw, self.iter_counter)
+
+    def iterate(self) -> int:
         try:
-            yield engine.state
-        except GeneratorExit:
-            # close() of the suspended run, not a GeneratorExit from a handler
-            # (which goes to EXCEPTION_RAISED, as in ignite): run_as_gen tells
-            # the two apart by this mark.
-            engine._run_closed = True
-            raise
+            status, self.iter_counter, self.restarted = next(self.steps)
+        except _HandlerStop as stop:
+            raise stop.args[0] from None
+        return status
 
 
-NOT_LOOP_TABLES = (
-    "engine._tables should be the dispatch tables the engine was built with (its loop events "
-    "registered), got {tables!r}; build a new Engine instead of replacing them"
-)
-
-
-def loop_tables(engine: Any) -> Tables:
-    """engine._tables, if they are this twin's and hold the loop's events: a
-    run fires those by slot number (the compiled loop without bounds checks)."""
-    tables = engine._tables
-    if type(tables) is not Tables or not S_INTERRUPT < len(tables.events) == len(tables.tables):
-        raise RuntimeError(NOT_LOOP_TABLES.format(tables=tables))
-    return tables
-
-
-def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
-    """ignite's run: STARTED, epochs until done or terminated, COMPLETED."""
-    tables = loop_tables(engine)
-    fire = _fire_through(engine) if engine._fire_event_overridden else tables.fire
-    engine.should_terminate = engine.should_terminate_single_epoch = engine.should_interrupt = False
-    times = engine.state.times
-    times[_EPOCH_COMPLETED] = 0.0
-    times[_COMPLETED] = 0.0
-    start_time = time.time()
+def iterations(engine: Any, tables: Tables, fire: Any, iter_counter: Any) -> Any:
+    """The iterations of one epoch, as a generator that yields where
+    ``Loop.iterate`` returns: ``(status, iter_counter, restarted)``; the driver
+    resumes it.  (It holds no reference to its Loop: a run ended with the
+    generator suspended leaves no cycle to collect.)"""
+    restarted = False
     try:
-        try:
-            fire(engine, S_STARTED)
-            if engine._signal:
-                yield from _on_signal(engine, fire, interruptible)
-            while not engine._is_done(engine.state) and not engine.should_terminate:
-                engine.state.epoch += 1
-                handlers_start = time.time()
-                fire(engine, S_EPOCH_STARTED)
-                epoch_time = time.time() - handlers_start
-                if engine._signal:
-                    yield from _on_signal(engine, fire, interruptible)
-                if engine._dataloader_iter is None:
-                    engine._setup_engine()
-                epoch_time += yield from _run_epoch(engine, fire, interruptible)
-                engine.state.times[_EPOCH_COMPLETED] = epoch_time
-                if engine.should_terminate_single_epoch != "skip_epoch_completed":
-                    epoch_time = _fire_timed(engine, fire, S_EPOCH_COMPLETED, _EPOCH_COMPLETED, epoch_time)
-                if engine.should_terminate_single_epoch:
-                    engine.should_terminate_single_epoch = False
-                if engine._signal:
-                    yield from _on_signal(engine, fire, interruptible)
-                engine.logger.info("Epoch[%s] Complete. Time taken: %s", engine.state.epoch, _hours_mins_secs(epoch_time))
-        except TerminateRun:
-            fire(engine, S_TERMINATE)
-        except TerminateEpoch:
-            raise RuntimeError(
-                "The method terminate_epoch() should not be called on Event.STARTED or Event.EPOCH_STARTED. "
-                "If this is a desired behaviour, please open a feature request on "
-                "https://github.com/pytorch/ignite/issues/new/choose"
-            ) from None
-        time_taken = time.time() - start_time
-        engine.state.times[_COMPLETED] = time_taken
-        if engine.should_terminate != "skip_completed":
-            time_taken = _fire_timed(engine, fire, S_COMPLETED, _COMPLETED, time_taken)
-        engine.logger.info("Engine run finished. Time taken: %s", _hours_mins_secs(time_taken))
-    except BaseException as e:
-        engine._dataloader_iter = None
-        if type(e) is GeneratorExit and getattr(engine, "_run_closed", False):
-            # An interrupted run closed (its engine being discarded): nothing to report.
-            engine._run_closed = False
-            raise
-        engine.logger.error("Engine run is terminating due to exception: %s", e)
-        engine._handle_exception(e)
-    engine._dataloader_iter = None
-    return engine.state
-
-
-def _run_epoch(engine: Any, fire: Any, interruptible: bool) -> Any:
-    """One epoch of iterations; returns the time it took.  Ends at epoch_length
-    iterations, at the data's end (which, for data of unknown length, fixes
-    epoch_length), at max_iters, or on a flag."""
-    start_time = time.time()
-    iter_counter = 0 if engine._init_iter is None else engine._init_iter
-    engine._init_iter = None
-    should_exit = False
-    try:
-        if engine._dataloader_iter is None:
-            raise RuntimeError("Internal error, the data iterator is None at the start of an epoch; please report it.")
-        tables = engine._tables  # an engine's tables never change
         while True:
             engine.state.batch = None
             try:
@@ -544,73 +361,37 @@ def _run_epoch(engine: Any, fire: Any, interruptible: bool) -> Any:
                     if engine.state.dataloader is not None:
                         fire(engine, S_GET_BATCH_STARTED)
                         if engine._signal:
-                            yield from _on_signal(engine, fire, interruptible)
+                            yield SIGNAL, iter_counter, restarted
                 engine.state.batch = next(engine._dataloader_iter)
                 engine.state.output = None
                 if engine.state.dataloader is not None:
                     fire(engine, S_GET_BATCH_COMPLETED)
                     if engine._signal:
-                        yield from _on_signal(engine, fire, interruptible)
-                iter_counter += 1
-                should_exit = False
+                        yield SIGNAL, iter_counter, restarted
             except StopIteration:
-                state = engine.state
-                if state.epoch_length is None:
-                    # Data of unknown length: its first end fixes the epoch length.
-                    state.epoch_length = iter_counter
-                    if state.max_iters is not None:
-                        state.max_epochs = math.ceil(state.max_iters / state.epoch_length)
-                    break
-                if should_exit:
-                    # Restarting the data gave nothing either.
-                    if not engine._is_done(state):
-                        total = state.epoch_length * state.max_epochs if state.max_epochs is not None else state.max_iters
-                        warnings.warn(
-                            "Data iterator can not provide data anymore but required total number of "
-                            "iterations to run is not reached. "
-                            f"Current iteration: {state.iteration} vs Total iterations to run : {total}"
-                        )
-                    break
-                if state.dataloader is not None:
-                    fire(engine, S_DATALOADER_STOP_ITERATION)
-                    if engine._signal:
-                        yield from _on_signal(engine, fire, interruptible)
-                engine._setup_dataloader_iter()
-                should_exit = True
+                # The data ended (or a GET_BATCH_* handler said so): the driver
+                # restarts it and resumes here, or ends the epoch.
+                yield EXHAUSTED, iter_counter, restarted
+                restarted = True
                 continue
-
+            iter_counter += 1
+            restarted = False
             engine.state.iteration += 1
             fire(engine, S_ITERATION_STARTED)
             if engine._signal:
-                yield from _on_signal(engine, fire, interruptible)
+                yield SIGNAL, iter_counter, restarted
             engine.state.output = engine._process_function(engine, engine.state.batch)
             fire(engine, S_ITERATION_COMPLETED)
             if engine._signal:
-                yield from _on_signal(engine, fire, interruptible)
-
+                yield SIGNAL, iter_counter, restarted
             state = engine.state
             if state.epoch_length is not None and iter_counter == state.epoch_length:
-                break
+                yield EPOCH_END, iter_counter, restarted
+                return
             if state.max_iters is not None and state.iteration == state.max_iters:
-                engine.should_terminate = True
-                raise TerminateRun()
-    except TerminateEpoch:
-        fire(engine, S_TERMINATE_SINGLE_EPOCH, (), {"iter_counter": iter_counter})
-        engine._setup_dataloader_iter()
-    except TerminateRun:
-        raise
-    except Exception as e:
-        engine.logger.error("Current run is terminating due to exception: %s", e)
-        engine._handle_exception(e)
-    return time.time() - start_time
-
-
-def _fire_through(engine: Any) -> Any:
-    """For an Engine subclass that overrides ``_fire_event``: every firing goes
-    through the override, as in ignite."""
-    events = engine._tables.events
-
-    def fire(engine: Any, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
-        engine._fire_event(events[slot], *event_args, **(event_kwargs or {}))
-
-    return fire
+                yield MAX_ITERS, iter_counter, restarted
+                return
+    except StopIteration as stop:
+        # A handler's StopIteration anywhere else ends the run as any exception
+        # does; a generator must not let one out (PEP 479).
+        raise _HandlerStop(stop) from None

@@ -1,10 +1,9 @@
 """Engine: the API layer.
 
 Everything here runs when a user configures an engine (registration, validation,
-run() set-up, state_dict); the per-iteration work is the backend's
-(``fastignite._backend``), which this module drives through a small interface:
-``Tables`` (slots, counters, dispatch tables), ``run_as_gen`` (the loop) and
-``call_entries`` (ignite's walk over a live handler list).
+run() set-up, state_dict).  A run is ``_driver.run_as_gen``, which drives the
+engine's backend twin (``fastignite._backend``): its ``Tables`` (slots,
+counters, dispatch tables) and its ``Loop`` (the iterations of an epoch).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from . import _backend
+from . import _backend, _driver
 from ._registry import FilteredHandler, HandlerList, HandlerRegistry
 from .filters import SCHEDULED as _SCHEDULED
 from ._signature import bind_error, check_signature, describe_params
@@ -241,7 +240,7 @@ class Engine:
             raise TypeError(
                 f"Argument process_function should be a callable (engine, batch) -> output, got {process_function!r}"
             )
-        self._twin = _backend  # the backend twin this engine runs on, fixed for its life
+        self._twin = _backend.twin_for_new_engines()  # the backend twin this engine runs on, for life
         self._tables = self._twin.Tables()
         State.event_to_attr.listeners.add(self._tables)
         self._handler_registry = HandlerRegistry(self._tables)
@@ -472,20 +471,13 @@ class Engine:
         self.last_event_name = event_name
         entries = dict.get(self._event_handlers, event_name)
         if entries:
-            self._twin.call_entries(
+            _driver.call_entries(
                 self, entries, 0, State.event_to_attr.get(event_name), 0, event_args, event_kwargs
             )
 
-    @property
-    def _fire_event_overridden(self) -> bool:
-        """A subclass overriding _fire_event sees every firing, as in ignite."""
-        return type(self)._fire_event is not _BASE_FIRE_EVENT
-
-    def fire_event(self, event_name: Any) -> None:
-        """Fire a (registered) event now, e.g. a custom event from the process function."""
-        # Replaced below by the compiled twin's fire_event when it is the default:
-        # a process function firing events pays no Python frame for the call.
-        self._tables.fire_event(self, event_name)
+    # Fire a (registered) event now, e.g. a custom event from the process
+    # function: the twin's function itself, so that the call costs no Python frame.
+    fire_event = _backend.fire_event
 
     def _event_count(self, event: Any) -> int:
         """The count a filter on ``event`` reads now."""
@@ -903,7 +895,7 @@ class Engine:
             self._init_iter = iteration
 
     def _internal_run_as_gen(self) -> Any:
-        return self._twin.run_as_gen(self, True)
+        return _driver.run_as_gen(self, True)
 
     def _internal_run(self) -> State:
         if self._internal_run_generator is None:
@@ -924,13 +916,10 @@ class Engine:
 
     def _internal_run_legacy(self) -> State:
         try:
-            next(self._twin.run_as_gen(self, False))
+            next(_driver.run_as_gen(self, False))
         except StopIteration as out:
             return out.value
         raise RuntimeError("Internal error: a run without interrupt support yielded; please report it.")
 
 
-_BASE_FIRE_EVENT = Engine._fire_event
-
-if hasattr(_backend, "fire_event"):
-    Engine.fire_event = _backend.fire_event  # type: ignore[method-assign]
+_driver._base_fire_event = Engine._fire_event
