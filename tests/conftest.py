@@ -6,8 +6,9 @@ the module attribute ``fastignite.engine._backend``, so pointing that at a twin
 for the duration of a test runs that test on it.
 
 The compiled twin is included when it is importable.  With
-``FASTIGNITE_REQUIRE_COMPILED=1`` (CI sets it once a .pyx exists) a missing
-compiled twin is an error, never a silent pure-only run.
+``FASTIGNITE_REQUIRE_COMPILED=1`` (CI sets it wherever the extension is built:
+CPython with a GIL) a missing compiled twin is an error, never a silent
+pure-only run.
 
 The suite runs anywhere: tests that need torch, pytorch-ignite, tqdm or
 scikit-learn skip without them and say so; tests that rely on CPython's
