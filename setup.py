@@ -27,8 +27,10 @@ extension modules.
   time.
 * Extensions are built without debug information and, where the linker takes
   ``-s`` (not macOS, not MSVC), stripped; ``build_ext --debug`` keeps both.
-* Generated C is reused while it is newer than its ``.pyx`` (and ``.pxd``) and
-  than this file; editing the directives here regenerates all of it.
+* Generated C is reused while it is newer than its ``.pyx``, its own ``.pxd``,
+  every ``.pxd`` it cimports (so modules that cimport each other's ``.pxd`` are
+  regenerated together) and this file; editing the directives here
+  regenerates all of it.
 * ``FASTIGNITE_CYTHON_ANNOTATE=1`` also writes Cython's HTML annotation next to
   each generated ``.c`` file (for hot-path work).
 """

@@ -4,8 +4,9 @@
 # PyPy (Debian's pypy3, installed here when missing).  For each one, as a new
 # user would: a fresh venv, a plain `pip install` of a copy of this checkout,
 # an import check that warns about nothing and names the expected backend
-# ("compiled" on CPython, "pure" on PyPy), the test suite without torch or
-# ignite, and the speed report of an empty iteration against a plain loop.
+# ("compiled" on CPython with a GIL, "pure" on PyPy and free-threaded CPython),
+# the test suite without torch or ignite, and the speed report of an empty
+# iteration against a plain loop.
 #
 # Usage: bash .ci/other_pythons.sh [MAIN_PYTHON]  (MAIN_PYTHON is skipped)
 # Two interpreters run at a time (this machine has two cores); each one's
@@ -57,7 +58,9 @@ run_one() {
     local python=$1 name=$2 dir="$WORK/$2"
     mkdir -p "$dir"
     local impl expected require
-    impl=$("$python" -c 'import platform; print(platform.python_implementation())') || return 1
+    # setup.py builds the compiled twin on CPython with a GIL only: free-threaded
+    # CPython (3.13t...) gets the pure twin, as PyPy does.
+    impl=$("$python" -c 'import platform, sysconfig; print(platform.python_implementation() + ("-free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""))') || return 1
     if [ "$impl" = CPython ]; then expected=compiled; require=1; else expected=pure; require=0; fi
     echo "== $name: $("$python" --version 2>&1) ($impl) at $python, expecting the $expected backend"
     # A copy of the checkout without build products, so that parallel builds

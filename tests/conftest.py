@@ -7,8 +7,9 @@ runs on that twin: the fixture chooses it with ``fastignite._backend.use_twin``,
 and an engine keeps the twin it was made with.
 
 The compiled twin is included when it is importable.  With
-``FASTIGNITE_REQUIRE_COMPILED=1`` (CI sets it once a .pyx exists) a missing
-compiled twin is an error, never a silent pure-only run.
+``FASTIGNITE_REQUIRE_COMPILED=1`` (CI sets it wherever the extension is built:
+CPython with a GIL) a missing compiled twin is an error, never a silent
+pure-only run.
 
 The suite runs anywhere: tests that need torch, pytorch-ignite, tqdm or
 scikit-learn skip without them and say so; tests that rely on CPython's
