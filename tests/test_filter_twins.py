@@ -28,7 +28,8 @@ as the count filters and are compared in full.
 
 Counts: the hooks take what the C schedule takes, ints strictly within +-2**62.  Any other count
 (a float, nan, +-2**62 and beyond) never reaches CFilter: the tables call the Python filter for
-it (tests/test_twins.py's scenarios store such counts).
+it (the Engine tests at the end, on both twins, and tests/test_twins.py's scenarios store such
+counts).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from conftest import REQUIRE_COMPILED, examples  # noqa: E402
-from fastignite import Events, every_filter, once_filter, throttle_filter, timeout_filter  # noqa: E402
+from fastignite import EventEnum, Events, State, every_filter, once_filter, throttle_filter, timeout_filter  # noqa: E402
 from fastignite.filters import (  # noqa: E402
     NEVER,
     SCHEDULED,
@@ -389,3 +390,91 @@ def test_the_hooks_refuse_counts_the_compiled_schedule_never_holds(compiled, cou
         compiled._evaluate(Every((2,)), ENGINE, count)
     with pytest.raises(ValueError, match=r"count should be an int within \+-2\*\*62"):
         compiled._schedule(Every((2,)), count)
+
+
+# -- shared evaluation of keyed filters, on both twins (issue 12) ------------------------------
+# ignite calls each handler's filter; the twins evaluate equal count filters (equal ``key``)
+# once per firing for all the handlers given them (filters.py's module docstring), which is the
+# same as long as the count they read does not move.  When a handler moves it, the firing
+# finishes as ignite's loop does, each filter on the count read afresh.  Moving is judged as the
+# compiled twin does (Table.count_moved): the same object is the same count, even nan.  The pure
+# twin used to judge by ``!=`` alone, so a nan count "moved" at every handler and the filter was
+# evaluated once per handler; it also evaluated a shared filter again after a None answer.
+
+
+class Ping(EventEnum):
+    PING = "filter_twins_ping"
+
+
+class KeyedCount(EventFilter):
+    """A user's count filter with a key; its calls go to ``log``."""
+
+    def __init__(self, answer, log) -> None:
+        self.answer = answer
+        self.log = log
+
+    def __call__(self, engine, count):
+        self.log.append(repr(count))
+        return self.answer
+
+    @property
+    def key(self):
+        return ("keyed-count", repr(self.answer))
+
+
+@pytest.fixture
+def ping_engine(Engine):
+    """An engine (on the twin under test) whose PING filters read ``state.ping_count``."""
+    engine = Engine(lambda e, b: None)
+    engine.register_events(*Ping, event_to_attr={Ping.PING: "ping_count"})
+    yield engine
+    del State.event_to_attr[Ping.PING]  # class-level, shared with every engine
+
+
+def _two_handlers(engine, answer, sharing, first=None):
+    log, calls = [], []
+    one = KeyedCount(answer, log)
+    for name in ("a", "b"):
+        f = one if sharing == "one filter" else KeyedCount(answer, log)
+
+        def handler(engine, name=name):
+            calls.append(name)
+            if first is not None and name == "a":
+                first(engine)
+
+        engine.add_event_handler(Ping.PING(event_filter=f), handler)
+    return log, calls
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("sharing", ["one filter", "equal keys"])
+@pytest.mark.parametrize("answer", [True, 1, False, None, 0])
+@pytest.mark.parametrize("count", [NAN, 3, 2**70, 2.5], ids=["nan", "int", "beyond-int64", "float"])
+def test_a_keyed_filter_is_evaluated_once_per_firing_for_all_its_handlers(ping_engine, count, answer, sharing):
+    log, calls = _two_handlers(ping_engine, answer, sharing)
+    ping_engine.state.ping_count = count
+    ping_engine.fire_event(Ping.PING)
+    ping_engine.fire_event(Ping.PING)
+    assert log == [repr(count)] * 2  # one evaluation per firing
+    assert calls == (["a", "b"] * 2 if answer else [])
+
+
+@pytest.mark.parametrize("sharing", ["one filter", "equal keys"])
+@pytest.mark.parametrize(
+    "count, rebound, moved",
+    [
+        (NAN, NAN, False),  # the same object put back: the same count
+        (NAN, float("nan"), True),  # another nan: not equal to the count read, as for ignite's loop
+        (2**70, int(str(2**70)), False),  # an equal number: the same count
+        (3, 4, True),
+    ],
+    ids=["same-nan", "other-nan", "equal-int", "other-int"],
+)
+def test_a_handler_moving_the_count_has_the_next_filter_evaluated_afresh(ping_engine, count, rebound, moved, sharing):
+    log, calls = _two_handlers(ping_engine, True, sharing, first=lambda e: setattr(e.state, "ping_count", rebound))
+    ping_engine.state.ping_count = count
+    ping_engine.fire_event(Ping.PING)
+    assert log == [repr(count)] + ([repr(rebound)] if moved else [])
+    assert calls == ["a", "b"]
