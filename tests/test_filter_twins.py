@@ -48,6 +48,7 @@ from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from conftest import REQUIRE_COMPILED, examples  # noqa: E402
+from test_filters import _DUES, FixedDue  # noqa: E402
 from fastignite import EventEnum, Events, State, every_filter, once_filter, throttle_filter, timeout_filter  # noqa: E402
 from fastignite.filters import (  # noqa: E402
     NEVER,
@@ -380,6 +381,20 @@ def test_compiled_filters_agree_with_filters_py(compiled, case):
     )
     assert compiled_trace[0] == pure[0]
     assert compiled_trace[1] == pure[1]  # the calls to user code
+
+
+@pytest.mark.parametrize("method", ["gate_due", "next_due"])
+@pytest.mark.parametrize("name, make_due, start", _DUES, ids=[d[0] for d in _DUES])
+@pytest.mark.parametrize("wrap", ["alone", "in-and"])
+def test_odd_due_counts_of_a_user_filter_are_scheduled_alike(compiled, name, make_due, start, method, wrap):
+    # test_filters.py's FixedDue and its due values (nan, +-inf, beyond 2**62, fractions, numpy
+    # numbers), returned from gate_due or from next_due, alone or in a conjunction.
+    f = FixedDue(make_due(), method)
+    if wrap == "in-and":
+        f = AllOf(Every((1,)), f)
+    for count in (1, 5, LIMIT - 1, -(LIMIT - 1)):
+        pure = (_next_due_of(f, count), _gate_due_of(f, count))
+        assert tuple(_from_c(d) for d in compiled._schedule(f, count)) == pure
 
 
 @pytest.mark.parametrize("count", [LIMIT, -LIMIT, 2**70, 3.0, math.nan, True])
