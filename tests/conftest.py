@@ -38,13 +38,16 @@ from fastignite._backend import use_twin
 
 TWIN_MODULES = {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}
 
+# FASTIGNITE_REQUIRE_COMPILED=1: a compiled module that does not import is an error, not a skip.
+REQUIRE_COMPILED = os.environ.get("FASTIGNITE_REQUIRE_COMPILED", "") not in ("", "0")
+
 
 def _available_backends() -> list[str]:
     names = ["pure"]
     try:
         importlib.import_module(TWIN_MODULES["compiled"])
     except ImportError:
-        if os.environ.get("FASTIGNITE_REQUIRE_COMPILED", "") not in ("", "0"):
+        if REQUIRE_COMPILED:
             raise
     else:
         names.append("compiled")

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fastignite
 from fastignite import Events, every_filter, once_filter, throttle_filter, timeout_filter
 from fastignite.filters import AllOf, AnyOf, EventFilter, Every, Once, Window
 
@@ -33,16 +32,83 @@ def test_once_filter_single_and_list():
     assert [c for c in range(1, 10) if once_filter([2, 7])(None, c)] == [2, 7]
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, "3", [], [1, 0], [2, "a"], None, True and 0])
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "3", [], [1, 0], [2, "a"], None, True, False, [True], [2, True]])
 def test_every_filter_rejects(bad):
     with pytest.raises(ValueError, match=r"Argument every should be integer and greater than zero"):
         every_filter(bad)
 
 
-@pytest.mark.parametrize("bad", [0, -1, [], [1, 10.0, "pytorch"], "12", 1.5])
+@pytest.mark.parametrize("bad", [0, -1, [], [1, 10.0, "pytorch"], "12", 1.5, True, False, [True], [True, 3]])
 def test_once_filter_rejects(bad):
     with pytest.raises(ValueError, match=r"Argument once should either be a positive integer or a list"):
         once_filter(bad)
+
+
+# fastignite's own factories (Ignite.jl's names; its every_filter and once_filter take an Int,
+# not a Bool) refuse True and False, which Python would take as 1 and 0: every_filter(True)
+# would silently mean every count.  ignite's own API, Events.X(every=..., once=..., before=...,
+# after=...), keeps ignite 0.5.5's behaviour (below).
+@pytest.mark.parametrize(
+    "make, shown",
+    [
+        (lambda: every_filter(True), r"Argument every should be integer and greater than zero, or a non-empty list of such "
+         r"integers, got True \(bool\): True and False are not counts"),
+        (lambda: every_filter(False), r"Argument every should .*, got False \(bool\): True and False are not counts"),
+        (lambda: every_filter([3, True]), r"Argument every should .*, got \[3, True\] \(list\): True and False are not"),
+        (lambda: once_filter(True), r"Argument once should either be a positive integer or a list of positive integers, "
+         r"got True \(bool\): True and False are not counts"),
+        (lambda: once_filter([True, 3]), r"Argument once should .*, got \[True, 3\] \(list\): True and False are not"),
+        (lambda: Events.ITERATION_COMPLETED(every=[2, False]), r"Argument every should .*: True and False are not counts"),
+    ],
+    ids=["every=True", "every=False", "every=[3,True]", "once=True", "once=[True,3]", "Events every=[2,False]"],
+)
+def test_count_factories_refuse_booleans_alike_on_both_twins(Engine, make, shown):
+    engine = Engine(lambda e, b: None)
+    with pytest.raises(ValueError, match=shown):
+        engine.add_event_handler(make(), lambda: None)
+    engine.run(range(2))  # the engine is left as it was
+
+
+# What ignite 0.5.5 does with a bool for its counts (measured), and which iterations of
+# range(6) a handler then runs at.
+_IGNITE_BOOLS = [
+    ({"every": True}, [1, 2, 3, 4, 5, 6]),  # every == 1: no filter at all
+    ({"every": False}, r"Argument every should be integer and greater than zero"),
+    ({"once": True}, [1]),
+    ({"once": [True, 3]}, [1, 3]),
+    ({"before": True}, []),  # before 1
+    ({"after": True}, [2, 3, 4, 5, 6]),
+    ({"after": False}, [1, 2, 3, 4, 5, 6]),
+    ({"every": True, "after": 2}, [3, 4, 5, 6]),
+    ({"every": 2, "before": True}, []),
+]
+
+
+def _iterations_run(engine_class, event):
+    engine = engine_class(lambda e, b: None)
+    seen = []
+    engine.add_event_handler(event, lambda e: seen.append(e.state.iteration))
+    engine.run(range(6))
+    return seen
+
+
+@pytest.mark.parametrize("kwargs, expected", _IGNITE_BOOLS, ids=[repr(k) for k, _ in _IGNITE_BOOLS])
+def test_events_take_booleans_for_counts_as_ignite_does(Engine, kwargs, expected):
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=expected):
+            Events.ITERATION_COMPLETED(**kwargs)
+        return
+    assert _iterations_run(Engine, Events.ITERATION_COMPLETED(**kwargs)) == expected
+
+
+@pytest.mark.parametrize("kwargs, expected", _IGNITE_BOOLS, ids=[repr(k) for k, _ in _IGNITE_BOOLS])
+def test_ignite_takes_booleans_for_counts_as_the_table_above_says(kwargs, expected):
+    ignite_engine = pytest.importorskip("ignite.engine", reason="needs pytorch-ignite 0.5.5")
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=expected):
+            ignite_engine.Events.ITERATION_COMPLETED(**kwargs)
+        return
+    assert _iterations_run(ignite_engine.Engine, ignite_engine.Events.ITERATION_COMPLETED(**kwargs)) == expected
 
 
 def test_throttle_passes_at_most_once_per_window():
@@ -397,19 +463,12 @@ def test_non_numbers_for_due_counts_are_the_same_clear_error(Engine, method, val
 
 
 @pytest.mark.parametrize("name, make_due, start", _DUES, ids=[d[0] for d in _DUES])
-def test_as_due_and_the_compiled_schedule_agree(name, make_due, start):
+def test_as_due_gives_the_schedule_an_int_within_its_range_or_inf(name, make_due, start):
+    # The compiled schedule against as_due: tests/test_filter_twins.py.
     from fastignite.filters import NEVER, SCHEDULED, as_due
 
     due = as_due(make_due(), None, "gate_due")
     assert due in (NEVER, -NEVER) or (type(due) is int and -SCHEDULED < due < SCHEDULED)
-    if fastignite.BACKEND != "compiled":
-        return
-    from fastignite import _dispatch_c
-
-    f = AllOf(Every((1,)), FixedDue(make_due()))
-    compiled = _dispatch_c._schedule(f, 1)[1]
-    pure = f.gate_due(1)
-    assert (None if compiled is None else compiled) == (None if pure == NEVER else (max(pure, 2)))
 
 
 # -- time filters in the engine (issue 11, item 15) --------------------------------------------

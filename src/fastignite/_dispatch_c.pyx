@@ -407,7 +407,7 @@ cdef class CFilter:
     cdef int64_t next_due_of(self, int64_t count, object count_obj) except? -1:
         """filters._next_due_of: a user's callable may pass at any count."""
         if self.event_filter:
-            return self.next_due(count, count_obj)
+            return scheduled(self.next_due(count, count_obj))
         return count + 1
 
     cdef int64_t gate_due(self, int64_t count, object count_obj) except? -1:
@@ -434,9 +434,21 @@ cdef class CFilter:
         return self.next_due(count, count_obj)
 
     cdef int64_t gate_due_of(self, int64_t count, object count_obj) except? -1:
+        """filters._gate_due_of."""
         if self.event_filter:
-            return self.gate_due(count, count_obj)
+            return scheduled(self.gate_due(count, count_obj))
         return count + 1
+
+
+cdef inline int64_t scheduled(int64_t due) noexcept:
+    """A due count as filters.as_due gives it to the schedule: beyond +-LIMIT, never
+    (NEVER) or at once (BEFORE_ALL), as the pure twin's +-inf (Every's and Window's
+    int64 arithmetic goes past +-LIMIT near the range's ends)."""
+    if due >= LIMIT:
+        return NEVER
+    if due <= -LIMIT:
+        return BEFORE_ALL
+    return due
 
 
 cdef bint _fits(values) except -1:
@@ -682,7 +694,7 @@ cdef class Table:
                 self.last_count = count
                 for j in range(n_due):
                     g = due[j]
-                    self.heap_push((<CFilter>self.groups[g]).gate_due(count, count_obj), g)
+                    self.heap_push((<CFilter>self.groups[g]).gate_due_of(count, count_obj), g)
                 self.next_due = self.heap_due[0] if self.heap_len else NEVER
 
                 if n_due == 0:

@@ -260,7 +260,9 @@ class Tables:
                         results = {}
                     passed = results.get(group)
                     if passed is None:
-                        passed = results[group] = event_filter(engine, count)
+                        # Its truth, as the compiled twin keeps it: a filter answering
+                        # None (or any falsy value) is not evaluated again for the group.
+                        passed = results[group] = True if event_filter(engine, count) else False
                 else:
                     passed = event_filter(engine, count)
                 if not passed:
@@ -275,9 +277,15 @@ class Tables:
                 call(engine, handler, shape, args, kwargs, event_args)
             # The handler changed this event's handlers, or the count the remaining
             # filters read: finish over the live list, as ignite's loop would.
-            if tables[slot] is not table or (watch_count and getattr(engine.state, attr) != count):
+            if tables[slot] is not table or (watch_count and _moved(getattr(engine.state, attr), count)):
                 call_entries(engine, table.entries, index + 1, attr, count, event_args, event_kwargs)
                 return
+
+
+def _moved(now: Any, count: Any) -> bool:
+    """Whether the count a firing read has changed: the same object is the same count,
+    even one not equal to itself (nan), as in the compiled twin (Table.count_moved)."""
+    return now is not count and now != count
 
 
 def fire_event(engine: Any, event_name: Any) -> None:

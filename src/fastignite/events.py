@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._signature import check_signature
 from ._watched import DICT_MUTATORS, report_changes
-from .filters import AllOf, AnyOf, Every, Once, Window, every_filter, once_filter
+from .filters import AllOf, AnyOf, Every, Once, Window, _ignite_once, every_filter
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine
@@ -73,14 +73,21 @@ class CallableEventWithFilter:
             raise ValueError("Only one of the input arguments should be specified, except before, after and every")
         if event_filter is not None and not callable(event_filter):
             raise TypeError(f"Argument event_filter should be a callable, got {event_filter!r}")
+        # Counts are checked as ignite 0.5.5 checks them, and a bool passes as the int it is
+        # to ignite (every=True: every count, no filter; once=True: at 1; before/after=True: 1;
+        # every=False raises), so that ignite code behaves the same here.  fastignite's own
+        # factories, every_filter and once_filter, refuse bools; so does a list for every, a
+        # fastignite extension (ignite takes no list).
         every_spec = None
         if every is not None:
             if isinstance(every, numbers.Integral):
                 if not every > 0:
                     raise ValueError(f"Argument every should be integer and greater than zero, got {every!r}")
-            # every_filter validates lists and rejects anything else with the same wording.
-            every_spec = every_filter(every)
-        once_spec = once_filter(once) if once is not None else None
+                every_spec = Every((every,))
+            else:
+                # every_filter validates lists and rejects anything else with the same wording.
+                every_spec = every_filter(every)
+        once_spec = _ignite_once(once) if once is not None else None
         for arg_name, arg in (("before", before), ("after", after)):
             if arg is not None and not (isinstance(arg, numbers.Integral) and arg >= 0):
                 raise ValueError(f"Argument {arg_name} should be integer and greater or equal to zero, got {arg!r}")

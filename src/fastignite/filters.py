@@ -456,8 +456,24 @@ class AnyOf(_Snapshot, EventFilter):
 # Public constructors (Ignite.jl's names)
 
 
+def _refuse_bools(name: str, value: object, accepted: str) -> None:
+    """A bool is an int to Python (and to ignite, whose Events.X(every=True) is every 1), but
+    to fastignite's own factories, as to Ignite.jl's (which take an Int, not a Bool), it is no
+    count: ``every_filter(True)`` would silently mean every 1."""
+    items = value if isinstance(value, Sequence) and not isinstance(value, str) else (value,)
+    if any(isinstance(v, bool) for v in items):
+        raise ValueError(f"Argument {name} should {accepted}, got {_describe(value)}: True and False are not counts")
+
+
+_EVERY_ACCEPTS = "be integer and greater than zero, or a non-empty list of such integers"
+_ONCE_ACCEPTS = "either be a positive integer or a list of positive integers"
+
+
 def every_filter(every: int | Sequence[int]) -> Every:
-    """Filter passing when the count is a multiple of ``every`` (or of any of a list)."""
+    """Filter passing when the count is a multiple of ``every`` (or of any of a list).
+
+    ``every`` is a positive integer or a non-empty list of them; True and False are refused."""
+    _refuse_bools("every", every, _EVERY_ACCEPTS)
     if _is_positive_int(every):
         return Every((every,))
     if (
@@ -467,14 +483,20 @@ def every_filter(every: int | Sequence[int]) -> Every:
         and all(_is_positive_int(e) for e in every)
     ):
         return Every(every)
-    raise ValueError(
-        "Argument every should be integer and greater than zero, or a non-empty list of such integers, "
-        f"got {_describe(every)}"
-    )
+    raise ValueError(f"Argument every should {_EVERY_ACCEPTS}, got {_describe(every)}")
 
 
 def once_filter(once: int | Sequence[int]) -> Once:
-    """Filter passing at the given count, or at each count of a list."""
+    """Filter passing at the given count, or at each count of a list.
+
+    ``once`` is a positive integer or a non-empty list of them; True and False are refused."""
+    _refuse_bools("once", once, _ONCE_ACCEPTS)
+    return _ignite_once(once)
+
+
+def _ignite_once(once: object) -> Once:
+    """ignite's ``Events.X(once=...)``: its check (a bool passes, as the int it is to ignite) and
+    its message, and the filter."""
     if isinstance(once, int) and once > 0:
         return Once((once,))
     if (
@@ -484,7 +506,7 @@ def once_filter(once: int | Sequence[int]) -> Once:
         and all(isinstance(e, int) and e > 0 for e in once)
     ):
         return Once(once)
-    raise ValueError(f"Argument once should either be a positive integer or a list of positive integers, got {once}")
+    raise ValueError(f"Argument once should {_ONCE_ACCEPTS}, got {once}")
 
 
 def _check_seconds(name: str, seconds: object) -> float:
