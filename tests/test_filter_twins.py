@@ -66,7 +66,7 @@ from fastignite.filters import (  # noqa: E402
 )
 
 # The module holding the compiled twin's filter hooks: the one place this file names it.
-COMPILED_FILTER_HOOKS = "fastignite._dispatch_c"
+COMPILED_FILTER_HOOKS = "fastignite._cfilters"
 
 
 @pytest.fixture(scope="module")

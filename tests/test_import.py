@@ -149,3 +149,40 @@ def test_optional_modules_do_need_their_packages(module):
     assert done.returncode != 0, f"{module} imports without {', '.join(NEEDS_OPTIONAL[module])}"
     assert error.startswith(("ImportError", "ModuleNotFoundError")), done.stderr
     assert any(package in error for package in NEEDS_OPTIONAL[module]), done.stderr
+
+
+# -- the seam between the twins ----------------------------------------------------------------
+
+
+def test_both_twins_export_the_same_names():
+    from conftest import BACKENDS, TWIN_MODULES
+
+    twins = [importlib.import_module(TWIN_MODULES[name]) for name in BACKENDS]
+    for twin in twins:
+        assert twin.__all__ == ["BACKEND", "Loop", "Tables", "fire_event"], twin
+        assert all(hasattr(twin, name) for name in twin.__all__), twin
+
+
+def test_the_compiled_twin_never_imports_the_pure_one():
+    from conftest import BACKENDS
+
+    if "compiled" not in BACKENDS:
+        pytest.skip("the compiled twin is not built here")
+    # With the pure twin's import made to fail, the compiled one imports and runs.
+    out = _run_child(
+        """
+        class NoPureTwin:
+            def find_spec(self, name, path=None, target=None):
+                if name == "fastignite._dispatch_py":
+                    raise ModuleNotFoundError("the pure twin is blocked by the test")
+                return None
+
+        sys.meta_path.insert(0, NoPureTwin())
+        import fastignite
+        from fastignite import Engine
+        assert fastignite.BACKEND == "compiled"
+        print(Engine(lambda e, b: b).run(range(3), max_epochs=2).iteration)
+        assert "fastignite._dispatch_py" not in sys.modules
+        """
+    )
+    assert out.split() == ["6"]

@@ -171,10 +171,12 @@ def test_layout_caches_hit_at_every_iteration(handlers):
     engine = Engine(lambda e, b: b)
     for _ in range(handlers):
         engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: None)
+    from fastignite import _fields
+
     engine.run(range(10), max_epochs=1)  # warm: layouts of this engine and state types
-    before = _dispatch_c._layout_resolutions()
+    before = _fields._layout_resolutions()
     engine.run(range(20_000), max_epochs=1)
-    assert _dispatch_c._layout_resolutions() - before <= 4
+    assert _fields._layout_resolutions() - before <= 4
 
 
 @needs_compiled

@@ -47,7 +47,7 @@ cdef extern from *:
     /* The type's tag, assigning one if it has none; 0 when CPython will not
        give it one (a type modified very often, or tags run out): a layout
        resolved under 0 is resolved again at every check, slower, never wrong. */
-    static unsigned int fastignite_type_version(PyTypeObject *tp) {
+    static CYTHON_UNUSED unsigned int fastignite_type_version(PyTypeObject *tp) {
         if (fastignite_current_version(tp) == 0) {
     #if PY_VERSION_HEX >= 0x030C0000
             (void)PyUnstable_Type_AssignVersionTag(tp);
@@ -71,7 +71,7 @@ cdef extern from *:
        is resolved or a per-type answer is cached.  3.12+ keeps the dicts of
        static builtin types outside tp_dict: PyType_GetDict finds them.
        Borrowed (the class's dict holds it), or NULL with no error set. */
-    static PyObject *fastignite_type_lookup(PyTypeObject *tp, PyObject *name) {
+    static CYTHON_UNUSED PyObject *fastignite_type_lookup(PyTypeObject *tp, PyObject *name) {
         PyObject *mro = tp->tp_mro, *dict, *found = NULL;
         Py_ssize_t i, n;
         if (mro == NULL || !PyTuple_Check(mro))
@@ -121,7 +121,7 @@ cdef extern from *:
 
     /* The offset of `tp`'s writable object slot `name`, or 0 when `name` is
        not one (a property, a class attribute, nothing: getattr/setattr). */
-    static Py_ssize_t fastignite_slot_offset(PyTypeObject *tp, PyObject *name) {
+    static CYTHON_UNUSED Py_ssize_t fastignite_slot_offset(PyTypeObject *tp, PyObject *name) {
         PyObject *descr;
         PyMemberDef *member;
         /* A class that defines __getattribute__, __getattr__ or __setattr__
@@ -257,7 +257,7 @@ cdef extern from *:
     #endif
     static FASTIGNITE_THREAD_LOCAL char *fastignite_stack_floor = NULL;  /* (char *)1: unknown */
 
-    static char *fastignite_find_stack_floor(void) {
+    static CYTHON_UNUSED char *fastignite_find_stack_floor(void) {
         char *low = NULL;
         size_t size = 0;
     #if defined(_WIN32)
@@ -318,3 +318,13 @@ cdef extern from *:
     object next_or_exhausted "fastignite_next"(object iterator)
     object vectorcall "fastignite_vectorcall"(object callable, PyObject **args, size_t nargsf)
     bint stack_exhausted "fastignite_stack_exhausted"() noexcept
+
+
+# The public C API the compiled modules use beyond what Cython declares.
+cdef extern from "Python.h":
+    PyObject *item "PyList_GET_ITEM"(PyObject *list, Py_ssize_t index)  # borrowed, no bounds check
+    size_t PY_VECTORCALL_ARGUMENTS_OFFSET
+    bint PyIter_Check(object obj)
+    int Py_EnterRecursiveCall(const char *where)
+    void Py_LeaveRecursiveCall()
+    int PyErr_CheckSignals() except -1

@@ -119,13 +119,16 @@ _record_index = operator.itemgetter(5)
 class Tables:
     """Slots, counters and dispatch tables of one engine."""
 
-    __slots__ = ("slots", "slot_by_id", "events", "counts", "tables", "last_event", "check_allowed", "__weakref__")
+    __slots__ = (
+        "slots", "slot_by_id", "events", "counts", "fired_before", "tables", "last_event", "check_allowed", "__weakref__",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.slots: dict = {}  # event -> slot (events compare by name)
         self.slot_by_id: dict = {}  # id(registered event object) -> slot: no __hash__ call
         self.events: list = []  # slot -> the event object registered first
         self.counts: list = []  # slot -> firings since the run started
+        self.fired_before: set = set()  # slots fired in an earlier run (see fired_ever)
         self.tables: list = []  # slot -> None | STALE | Table
         self.last_event: Any = None  # engine.last_event_name
         self.check_allowed = False  # fire_event checks engine._allowed_events (edited by hand)
@@ -160,7 +163,15 @@ class Tables:
 
     def reset_counts(self) -> None:
         for slot in range(len(self.counts)):
+            if self.counts[slot]:
+                self.fired_before.add(slot)
             self.counts[slot] = 0
+
+    def fired_ever(self, slot: int) -> bool:
+        """Whether the event of ``slot`` ever fired on this engine: ignite's
+        registry then has an entry for it (see Engine.remove_event_handler)."""
+        self.check_slot(slot)
+        return self.counts[slot] > 0 or slot in self.fired_before
 
     def build(self, engine: Any, slot: int) -> Table | None:
         self.check_slot(slot)

@@ -17,7 +17,7 @@ from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 
 from libc.stdint cimport INT64_MAX, int64_t
 
-from ._capi cimport increment_in_place, slot_offset, small_int
+from ._capi cimport current_version, increment_in_place, slot_offset, small_int
 
 
 cdef extern from "Python.h":
@@ -149,3 +149,36 @@ cdef inline bint field_is(object obj, Field field, object value) except -1:
         if current is not NULL:
             return current is <PyObject *>value
     return get_slow(obj, <str>field.name) is value
+
+
+# -- layouts (_fields.pyx) -------------------------------------------------------
+
+cdef struct EngineLayout:
+    # Where the engine keeps the attributes the loop touches.
+    PyTypeObject *type
+    unsigned int version
+    Field state, signal, dataloader_iter, process_function, tables
+
+
+cdef struct StateLayout:
+    PyTypeObject *type
+    unsigned int version
+    Field iteration, epoch, batch, output, dataloader, epoch_length, max_iters
+
+
+cdef EngineLayout *engine_layout(object engine) noexcept
+cdef StateLayout *state_layout(object state) noexcept
+cdef void resolve_engine(EngineLayout *layout, PyTypeObject *tp) noexcept
+cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept
+cdef object state_of(object engine)
+
+
+cdef inline void check_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:
+    """Make ``layout`` that of ``tp`` as it is now (a type and version comparison)."""
+    if tp is not layout.type or current_version(tp) != layout.version:
+        resolve_engine(layout, tp)
+
+
+cdef inline void check_state(StateLayout *layout, PyTypeObject *tp) noexcept:
+    if tp is not layout.type or current_version(tp) != layout.version:
+        resolve_state(layout, tp)

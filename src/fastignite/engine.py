@@ -441,7 +441,10 @@ class Engine:
     def remove_event_handler(self, handler: Callable, event_name: Any) -> None:
         """Unregister every registration of ``handler`` on ``event_name``."""
         if event_name not in self._event_handlers:
-            if self._tables.slot_of(event_name) is None:
+            # ignite's registry, a defaultdict, has an entry for every event
+            # that ever had a handler or fired; for any other it says this.
+            slot = self._tables.slot_of(event_name)
+            if slot is None or not self._tables.fired_ever(slot):
                 raise ValueError(f"Input event name '{event_name}' does not exist")
             raise ValueError(f"Input handler '{handler}' is not found among registered event handlers")
         entries = self._event_handlers[event_name]
