@@ -57,7 +57,6 @@ import gc
 import importlib
 import importlib.util
 import os
-import weakref
 
 import pytest
 
@@ -518,7 +517,9 @@ def test_found_nested_legacy_run_leaves_no_data_iterator(twin):
 #
 # A copy of the pure twin is loaded from its source file under another module name, so that
 # patching it leaves the real twin alone.  Each mutant breaks one behaviour in a way a compiled
-# twin plausibly could; random scenarios must tell each one apart from the real pure twin.
+# twin plausibly could; random scenarios must tell each one apart from the real pure twin.  The
+# copy's own names are patched: names the pure twin imports (call_entries, from fastignite._driver;
+# _gate_due_of, from fastignite.filters) are looked up in its namespace.
 
 
 def _pure_copy(label: str):
@@ -538,76 +539,50 @@ def _require(owner, *names: str) -> None:
 
 def _schedule_one_late(twin) -> None:
     """Off by one in the filter schedule: every count filter group is next due one count late."""
-
-    class Late:
-        __slots__ = ("inner",)
-
-        def __init__(self, inner) -> None:
-            self.inner = inner
-
-        def gate_due(self, count):
-            return self.inner.gate_due(count) + 1
-
-    _require(twin.Table, "groups")
-    init = twin.Table.__init__
-
-    def __init__(self, *args) -> None:
-        init(self, *args)
-        self.groups = [Late(g) for g in self.groups]
-
-    twin.Table.__init__ = __init__
+    _require(twin, "_gate_due_of")
+    gate_due_of = twin._gate_due_of
+    twin._gate_due_of = lambda group_filter, count: gate_due_of(group_filter, count) + 1
 
 
-def _quiet_firing_keeps_last_event(twin) -> None:
-    """A firing with no handlers counts, but leaves last_event_name as it was."""
-    _require(twin.Tables, "fire", "tables", "counts")
-    fire = twin.Tables.fire
-
-    def patched(self, engine, slot, event_args=(), event_kwargs=None):
-        if self.tables[slot] is None:
-            self.counts[slot] += 1
-            return
-        return fire(self, engine, slot, event_args, event_kwargs)
-
-    twin.Tables.fire = patched
+def _schedule_ignored(twin) -> None:
+    """Every count filter group is due at every count: filters are called off their schedule."""
+    _require(twin, "_gate_due_of")
+    twin._gate_due_of = lambda group_filter, count: count + 1
 
 
-def _quiet_firing_not_counted(twin) -> None:
-    """A firing with no handlers is not counted (an optimisation gone wrong)."""
-    _require(twin.Tables, "fire", "tables", "events")
-    fire = twin.Tables.fire
+def _quiet_firing(broken):
+    """A mutant where a firing of an event with no handlers does ``broken(tables, engine, slot)``."""
 
-    def patched(self, engine, slot, event_args=(), event_kwargs=None):
-        if self.tables[slot] is None:
-            engine.last_event_name = self.events[slot]
-            return
-        return fire(self, engine, slot, event_args, event_kwargs)
+    def mutate(twin) -> None:
+        _require(twin.Tables, "fire", "tables", "counts", "events")
+        fire = twin.Tables.fire
 
-    twin.Tables.fire = patched
+        def patched(self, engine, slot, event_args=(), event_kwargs=None):
+            if self.tables[slot] is None:
+                return broken(self, engine, slot)
+            return fire(self, engine, slot, event_args, event_kwargs)
+
+        twin.Tables.fire = patched
+
+    return mutate
+
+
+def _count_only(tables, engine, slot) -> None:
+    """Counts the firing, but leaves last_event_name as it was."""
+    tables.counts[slot] += 1
+
+
+def _last_event_only(tables, engine, slot) -> None:
+    """Sets last_event_name, but does not count the firing (an optimisation gone wrong)."""
+    engine.last_event_name = tables.events[slot]
 
 
 def _moved_count_not_reread(twin) -> None:
-    """After a handler moved the count, the rest of the firing filters on the count it began with."""
-    # call_entries is the driver's, shared by the twins; the copy's own name for it is patched.
+    """After a handler moved the count, the rest of the firing filters on the count it began with
+    (the live walk is told that the event has no count attribute to read again)."""
     _require(twin, "call_entries")
-    from fastignite._driver import PLAIN, WEAKREF, call
-    from fastignite._registry import FilteredHandler
-
-    def call_entries(engine, entries, start, attr, count, event_args, event_kwargs):
-        i = start
-        while i < len(entries):
-            handler, args, kwargs = entries[i]
-            i += 1
-            if event_kwargs:
-                kwargs.update(event_kwargs)
-            if type(handler) is FilteredHandler:
-                if not handler.filter(engine, count):  # the real one reads getattr(engine.state, attr)
-                    continue
-                handler = handler.handler
-            shape = WEAKREF if args and isinstance(args[0], weakref.ref) else PLAIN
-            call(engine, handler, shape, args, kwargs, event_args)
-
-    twin.call_entries = call_entries
+    call_entries = twin.call_entries
+    twin.call_entries = lambda engine, entries, start, attr, *rest: call_entries(engine, entries, start, None, *rest)
 
 
 def _due_records_unsorted(twin) -> None:
@@ -638,8 +613,9 @@ def _groups_not_shared(twin) -> None:
 
 MUTANTS = {
     "schedule-one-late": _schedule_one_late,
-    "quiet-firing-keeps-last-event": _quiet_firing_keeps_last_event,
-    "quiet-firing-not-counted": _quiet_firing_not_counted,
+    "schedule-ignored": _schedule_ignored,
+    "quiet-firing-keeps-last-event": _quiet_firing(_count_only),
+    "quiet-firing-not-counted": _quiet_firing(_last_event_only),
     "moved-count-not-reread": _moved_count_not_reread,
     "due-records-unsorted": _due_records_unsorted,
     "restart-fires-get-batch-started": _restart_fires_get_batch_started,
