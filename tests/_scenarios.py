@@ -961,22 +961,20 @@ def _event_name(event) -> str | None:
 # 4. Comparison
 
 
-def assert_same_traces(expected: list, actual: list, expected_label: str, actual_label: str, key=None) -> None:
+def assert_same_traces(expected: list, actual: list, expected_label: str, actual_label: str) -> None:
     """Fails at the first differing record, showing a few records around it from each trace.
-    Records are compared with ``==``, or by ``key(record)`` (e.g. ``repr``, to tell 6 from 6.0)."""
-    if key is not None:
-        keyed_expected, keyed_actual = [key(r) for r in expected], [key(r) for r in actual]
-    else:
-        keyed_expected, keyed_actual = expected, actual
-    if keyed_expected == keyed_actual:
+    Records are compared by ``repr``: equality would let 6 pass for 6.0, or an int for numpy's
+    int64, where the user code receiving them would see the difference."""
+    expected_reprs, actual_reprs = [repr(r) for r in expected], [repr(r) for r in actual]
+    if expected_reprs == actual_reprs:
         return
-    pairs = enumerate(zip(keyed_expected, keyed_actual))
+    pairs = enumerate(zip(expected_reprs, actual_reprs))
     first = next((i for i, (e, a) in pairs if e != a), min(len(expected), len(actual)))
     window = slice(max(0, first - 4), first + 3)
     lines = [f"first difference at record {first} (of {len(expected)} vs {len(actual)})", f"{expected_label}:"]
-    lines += [f"  {i}: {r!r}" for i, r in enumerate(expected[window], start=window.start)]
+    lines += [f"  {i}: {r}" for i, r in enumerate(expected_reprs[window], start=window.start)]
     lines.append(f"{actual_label}:")
-    lines += [f"  {i}: {r!r}" for i, r in enumerate(actual[window], start=window.start)]
+    lines += [f"  {i}: {r}" for i, r in enumerate(actual_reprs[window], start=window.start)]
     pytest.fail("\n".join(lines))
 
 

