@@ -93,23 +93,21 @@ class HandlerSpec:
     Without the engine, it takes exactly the positional arguments registration passes.  ``actions``
     maps a call number (1-based, counted per handler and engine) to an action ``(kind, *params)``:
 
-    ======================================  ===============================================
-    ("terminate", skip_completed)            engine.terminate()
-    ("terminate_epoch", skip_epoch_completed) engine.terminate_epoch()
-    ("interrupt",)                           engine.interrupt()
-    ("raise",)                               raise ScenarioError
-    ("remove", index | None, "fn" | "handle") remove handler ``index`` (None: itself) by
-                                             remove_event_handler or by its handle
-    ("add", [EventSpec, ...])                attach a new recording handler
-    ("fire", event name)                     fire_event(), nested in the current firing
+    ("terminate", skip_completed)              engine.terminate()
+    ("terminate_epoch", skip_epoch_completed)  engine.terminate_epoch()
+    ("interrupt",)                             engine.interrupt()
+    ("raise",)                                 raise ScenarioError
+    ("remove", index | None, "fn" | "handle")  remove handler ``index`` (None: itself), by
+                                               remove_event_handler or by its handle
+    ("add", [EventSpec, ...])                  attach a new recording handler
+    ("fire", event name)                       fire_event(), nested in the current firing
     -- fastignite only (test_twins) --
-    ("move", attr | "own", delta)            add delta to a state count ("own": the one the
-                                             filters of the event being fired read)
-    ("set", attr, value)                     store any value in a state count
-    ("edit", how)                            edit engine._event_handlers in place (``EDITS``)
-    ("set_data", data kind, size)            engine.set_data()
-    ("nested_run",)                          engine.run() from inside the run
-    ======================================  ===============================================
+    ("move", attr | "own", delta)              add delta to a state count ("own": the
+                                               one the event being fired is filtered on)
+    ("set", attr, value)                       store any value in a state count
+    ("edit", how)                              edit engine._event_handlers in place (EDITS)
+    ("set_data", data kind, size)              engine.set_data()
+    ("nested_run",)                            engine.run() from inside the run
     """
 
     events: list
@@ -240,7 +238,7 @@ def execute(api, scenario: Scenario, *, versus_ignite: bool) -> list:
 
 
 class _Execution:
-    """What one execution of a scenario builds and records."""
+    """What one execution of a scenario builds and records (``x`` in the functions below)."""
 
     def __init__(self, api, scenario: Scenario, versus_ignite: bool) -> None:
         self.api = api
