@@ -50,9 +50,13 @@ if IMPL == "ignite":
 else:
     import importlib
     from fastignite._backend import use_twin
-    use_twin(importlib.import_module(
-        {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}[IMPL])).__enter__()
+    # Held for the child's life: a dropped context manager would be closed,
+    # and give engines the default twin again.
+    TWIN_CHOICE = use_twin(importlib.import_module(
+        {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}[IMPL]))
+    TWIN_CHOICE.__enter__()
     from fastignite import Engine, Events, EventEnum, State
+    assert Engine(lambda e, b: None)._twin.BACKEND == IMPL, "the child runs another twin"
 def report(value):
     print("REPORT " + json.dumps(value))
 """

@@ -24,12 +24,33 @@ from libc.string cimport memset
 
 from ._capi cimport Py_LeaveRecursiveCall, current_version, item, type_version
 from ._cfilters cimport as_count, compile_filter
-from ._fields cimport engine_layout, get_field, peek_field, state_layout, state_of, StateLayout
+from ._fields cimport EngineLayout, StateLayout, check_engine, check_state, get_field, peek_field
 from ._numbers cimport BEFORE_ALL, ENGINE_ONLY, LIMIT, NEVER, NO_ARGS
 
 from ._driver import STALE, call, call_entries, group_records, record
 from ._driver import fire_event_overridden as _driver_fire_event_overridden
 from .events import State
+
+
+# The layouts of the last engine and state types a firing met (one-entry
+# caches of type pointers and offsets, checked against the types' version
+# tags: no reference is kept).
+cdef EngineLayout _engine
+cdef StateLayout _state
+
+
+cdef inline EngineLayout *engine_layout(object engine) noexcept:
+    check_engine(&_engine, Py_TYPE(engine))
+    return &_engine
+
+
+cdef inline StateLayout *state_layout(object state) noexcept:
+    check_state(&_state, Py_TYPE(state))
+    return &_state
+
+
+cdef inline object state_of(object engine):
+    return get_field(engine, engine_layout(engine).state)
 
 
 # How a table reads the count its filters test.
@@ -607,7 +628,7 @@ cdef class Tables:
             if slot < 0:  # a subclass's _assert_allowed_event let it through
                 engine._fire_event(event_name)
                 return 0
-        if fire_event_overridden(engine):
+        if overridden(engine):
             engine._fire_event(event_name)
             return 0
         return self.fire_c(engine, slot, (), None)
@@ -621,7 +642,7 @@ cdef unsigned int _overridden_version = 0
 cdef bint _overridden = False
 
 
-cdef bint fire_event_overridden(object engine) except -1:
+cdef inline bint overridden(object engine) except -1:
     """A subclass overriding _fire_event sees every firing, as in ignite."""
     global _overridden_type, _overridden_version, _overridden
     cdef PyTypeObject *tp = Py_TYPE(engine)
@@ -631,6 +652,11 @@ cdef bint fire_event_overridden(object engine) except -1:
     _overridden_version = type_version(tp)
     _overridden_type = tp if _overridden_version != 0 else NULL  # no tag: asked again next time
     return _overridden
+
+
+cdef bint fire_event_overridden(object engine) except -1:
+    """The same, for the loop (once per run)."""
+    return overridden(engine)
 
 
 def fire_event(engine, event_name) -> None:

@@ -36,6 +36,7 @@ from ._fields cimport (
 from ._numbers cimport *
 
 import itertools
+import sys
 import time
 
 from . import _driver
@@ -132,9 +133,10 @@ cdef class Loop:
     cdef EngineLayout el
     cdef StateLayout sl
     # Polling (see poll): iterations until the next poll, iterations between
-    # polls, and when the last poll was (time.monotonic).
+    # polls, when the last poll and the last release of the GIL were
+    # (time.monotonic), and how often to release it.
     cdef Py_ssize_t countdown, poll_every
-    cdef double last_poll
+    cdef double last_poll, last_release, release_every
     # The epoch length last compared with (held, so its address stays its
     # own) and its value; never None, so an unset length never matches it.
     cdef object length_obj
@@ -153,7 +155,8 @@ cdef class Loop:
         self.fire_through = fire_through(engine) if fire_event_overridden(engine) else None
         self.interruptible = interruptible
         self.countdown = self.poll_every = 64
-        self.last_poll = _monotonic()
+        self.last_poll = self.last_release = _monotonic()
+        self.release_every = 2 * sys.getswitchinterval()
         self.length_obj = object()
 
     cdef int fire_c(self, Py_ssize_t slot, tuple event_args, object event_kwargs) except -1:
@@ -216,15 +219,22 @@ cdef int poll(Loop run) except -1:
     When the process function is C code and no handler is Python, the loop
     runs no bytecode for a whole epoch, so neither a signal handler (Ctrl-C)
     nor another thread (terminate() from a watchdog) would run until it ends.
-    Every ~POLL_SECONDS this runs pending signal handlers and releases the
-    GIL for a moment, which hands it to a thread waiting for it.  The number
-    of iterations between polls adapts to their speed: a decrement per
-    iteration and a clock read per poll."""
+    Every ~POLL_SECONDS this runs pending signal handlers; every other switch
+    interval (sys.getswitchinterval()) it also releases the GIL for a moment.
+    Not more often: a thread waiting for the GIL asks for it only after
+    waiting a whole switch interval, and each release wakes it early, so a
+    release every millisecond would keep it waiting for ever.  Once it has
+    asked, the release hands the GIL over (CPython's forced switching).  The
+    number of iterations between polls adapts to their speed: a decrement
+    per iteration and a clock read per poll."""
     cdef double now, elapsed
     PyErr_CheckSignals()  # raises what a handler raised (KeyboardInterrupt)
-    with nogil:
-        pass
     now = _monotonic()
+    if now - run.last_release >= run.release_every:
+        with nogil:
+            pass
+        now = _monotonic()
+        run.last_release = now
     elapsed = now - run.last_poll
     run.last_poll = now
     if elapsed < POLL_SECONDS / 2:
@@ -233,8 +243,6 @@ cdef int poll(Loop run) except -1:
         run.poll_every = max(run.poll_every // 2, 1)
     run.countdown = run.poll_every
     return 0
-
-
 
 
 cdef inline bint fired_quietly(Tables tables, bint direct, Py_ssize_t slot) noexcept:
@@ -406,7 +414,7 @@ cdef int iterate(Loop run) except -1:
             run.restarted = False
             increment_field(state, sl.iteration)
             if not fired_quietly(tables, direct, S_ITERATION_STARTED):
-                run.fire(S_ITERATION_STARTED)
+                run.fire_c(S_ITERATION_STARTED, (), None)
                 if moved(run, engine, state):
                     state = current_state(run)
             if field_is_true(engine, el.signal):
@@ -428,7 +436,7 @@ cdef int iterate(Loop run) except -1:
             set_field(state, sl.output, output)
             output = None  # the state holds it now, until ignite would drop it (after the next read)
             if not fired_quietly(tables, direct, S_ITERATION_COMPLETED):
-                run.fire(S_ITERATION_COMPLETED)
+                run.fire_c(S_ITERATION_COMPLETED, (), None)
                 if moved(run, engine, state):
                     state = current_state(run)
             if field_is_true(engine, el.signal):

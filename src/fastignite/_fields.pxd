@@ -166,11 +166,8 @@ cdef struct StateLayout:
     Field iteration, epoch, batch, output, dataloader, epoch_length, max_iters
 
 
-cdef EngineLayout *engine_layout(object engine) noexcept
-cdef StateLayout *state_layout(object state) noexcept
 cdef void resolve_engine(EngineLayout *layout, PyTypeObject *tp) noexcept
 cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept
-cdef object state_of(object engine)
 
 
 cdef inline void check_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:

@@ -7,19 +7,11 @@ from cpython.object cimport PyTypeObject, Py_TYPE
 from ._capi cimport current_version, type_version
 
 
-cdef EngineLayout _engine
-cdef StateLayout _state
 # Attribute names: module constants, so the Fields' borrowed pointers stay valid.
 cdef str A_STATE = "state", A_SIGNAL = "_signal", A_ITER = "_dataloader_iter"
 cdef str A_PROCESS = "_process_function", A_TABLES = "_tables"
 cdef str A_ITERATION = "iteration", A_EPOCH = "epoch", A_BATCH = "batch", A_OUTPUT = "output"
 cdef str A_DATALOADER = "dataloader", A_EPOCH_LENGTH = "epoch_length", A_MAX_ITERS = "max_iters"
-
-
-cdef EngineLayout *engine_layout(object engine) noexcept:
-    """The layout of the engine's type, in the module's one-entry cache."""
-    check_engine(&_engine, Py_TYPE(engine))
-    return &_engine
 
 
 # How many times a layout was resolved: a test hook (_layout_resolutions) that
@@ -49,11 +41,6 @@ cdef void resolve_engine(EngineLayout *layout, PyTypeObject *tp) noexcept:
         layout.type = NULL
 
 
-cdef StateLayout *state_layout(object state) noexcept:
-    check_state(&_state, Py_TYPE(state))
-    return &_state
-
-
 cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept:
     global _resolutions
     _resolutions += 1
@@ -68,7 +55,3 @@ cdef void resolve_state(StateLayout *layout, PyTypeObject *tp) noexcept:
     layout.version = type_version(tp)
     if layout.version == 0:
         layout.type = NULL
-
-
-cdef object state_of(object engine):
-    return get_field(engine, engine_layout(engine).state)
