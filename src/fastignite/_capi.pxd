@@ -10,7 +10,7 @@
 #
 #   type_version       a type's version tag (the layout caches key on it)
 #   current_version    the same, read without assigning one (the fast check)
-#   slot_offset        where a __slots__ attribute lives: member descriptors
+#   member_offset        where a __slots__ attribute lives: member descriptors
 #   type_lookup        an attribute as the type's MRO defines it
 #   small_int          a small int's value, read in place (long digits)
 #   increment_in_place an int nobody else holds, incremented in place
@@ -121,7 +121,7 @@ cdef extern from *:
 
     /* The offset of `tp`'s writable object slot `name`, or 0 when `name` is
        not one (a property, a class attribute, nothing: getattr/setattr). */
-    static CYTHON_UNUSED Py_ssize_t fastignite_slot_offset(PyTypeObject *tp, PyObject *name) {
+    static CYTHON_UNUSED Py_ssize_t fastignite_member_offset(PyTypeObject *tp, PyObject *name) {
         PyObject *descr;
         PyMemberDef *member;
         /* A class that defines __getattribute__, __getattr__ or __setattr__
@@ -310,7 +310,7 @@ cdef extern from *:
     unsigned int current_version "fastignite_current_version"(PyTypeObject *tp) noexcept
     unsigned int type_version "fastignite_type_version"(PyTypeObject *tp) noexcept
     PyObject *type_lookup "fastignite_type_lookup"(PyTypeObject *tp, PyObject *name) noexcept
-    Py_ssize_t slot_offset "fastignite_slot_offset"(PyTypeObject *tp, PyObject *name) noexcept
+    Py_ssize_t member_offset "fastignite_member_offset"(PyTypeObject *tp, PyObject *name) noexcept
     bint small_int "fastignite_small_int"(object exact_int, int64_t *out) noexcept
     bint increment_in_place "fastignite_increment_in_place"(PyObject *number) noexcept
     bint has_next "fastignite_has_next"(object obj) noexcept

@@ -61,7 +61,7 @@ class Table:
 
     __slots__ = (
         "entries", "records", "hot", "groups", "shared", "members", "heap", "next_due", "last_count", "attr",
-        "watch_count", "engine_only",
+        "watch_count", "engine_only_handlers",
     )  # fmt: skip
 
     def __init__(self, entries: list, records: list, attr: str | None) -> None:
@@ -81,7 +81,7 @@ class Table:
         self.watch_count = attr is not None and any(r[1] is not None for r in records)
         # The common table: unfiltered handler(engine) calls only, walked without decoding records.
         plain = all(r[6] == -1 and r[2] == ENGINE_ONLY for r in records)
-        self.engine_only = tuple(r[0] for r in records) if plain else None
+        self.engine_only_handlers = tuple(r[0] for r in records) if plain else None
 
     def due_records(self, count: int) -> tuple | list:
         """The records to walk at a firing on ``count`` at or past ``next_due``
@@ -242,8 +242,8 @@ class Tables:
                 return
         attr = table.attr
         simple = not event_args and not event_kwargs
-        if table.engine_only is not None and simple:
-            for index, handler in enumerate(table.engine_only):
+        if table.engine_only_handlers is not None and simple:
+            for index, handler in enumerate(table.engine_only_handlers):
                 handler(engine)
                 if tables[slot] is not table:
                     count = counts[slot] if attr is None else getattr(engine.state, attr)

@@ -4,7 +4,7 @@
 # iteration.  Through PyObject_GetAttr/SetAttr each costs ~15 ns, more than the
 # rest of an iteration.  Engine and State declare those attributes in
 # __slots__; a slot is a pointer at a fixed offset in the object, which a
-# member descriptor on the type records (``_capi.slot_offset``).  A Layout
+# member descriptor on the type records (``_capi.member_offset``).  A Layout
 # caches those offsets for one type and is checked against the type's version
 # tag, which CPython changes whenever the type (or a base) is modified, so a
 # class patched at run time is re-resolved.  Any attribute that is not a
@@ -17,7 +17,7 @@ from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 
 from libc.stdint cimport INT64_MAX, int64_t
 
-from ._capi cimport current_version, increment_in_place, slot_offset, small_int
+from ._capi cimport current_version, increment_in_place, member_offset, small_int
 
 
 cdef extern from "Python.h":
@@ -55,7 +55,7 @@ cdef inline Field field_of(PyTypeObject *tp, str name):
     """Where ``tp`` keeps attribute ``name``: a writable object slot, or not (offset 0)."""
     cdef Field field
     field.name = <PyObject *>name
-    field.offset = slot_offset(tp, <PyObject *>name)
+    field.offset = member_offset(tp, <PyObject *>name)
     return field
 
 
@@ -73,15 +73,15 @@ cdef inline object get_field(object obj, Field field):
 
 
 cdef inline int set_field(object obj, Field field, object value) except -1:
-    cdef PyObject **slot
+    cdef PyObject **cell
     cdef PyObject *old
     if field.offset:
-        slot = <PyObject **>(<char *><PyObject *>obj + field.offset)
-        old = slot[0]
+        cell = <PyObject **>(<char *><PyObject *>obj + field.offset)
+        old = cell[0]
         if old is <PyObject *>value:
             return 0  # e.g. batch None again: spare the two reference-count writes
         Py_INCREF(value)
-        slot[0] = <PyObject *>value
+        cell[0] = <PyObject *>value
         Py_XDECREF(old)  # last: a finalizer it runs sees the new value, as with setattr
         return 0
     return set_slow(obj, <str>field.name, value)
@@ -101,19 +101,19 @@ cdef inline int increment_field(object obj, Field field) except -1:
     incremented in place (``_capi.increment_in_place``); another small int is
     replaced in place: the new int takes the slot's reference, and the old one
     is released last."""
-    cdef PyObject **slot
+    cdef PyObject **cell
     cdef PyObject *old
     cdef int64_t value
     if field.offset:
-        slot = <PyObject **>(<char *><PyObject *>obj + field.offset)
-        old = slot[0]
+        cell = <PyObject **>(<char *><PyObject *>obj + field.offset)
+        old = cell[0]
         if old is not NULL and increment_in_place(old):
             return 0
         if old is not NULL and PyLong_CheckExact(<object>old) and small_int(<object>old, &value) \
                 and value < INT64_MAX:
             new = PyLong_FromLongLong(value + 1)
             Py_INCREF(new)
-            slot[0] = <PyObject *>new
+            cell[0] = <PyObject *>new
             Py_DECREF(<object>old)
             return 0
     return set_field(obj, field, get_field(obj, field) + 1)
