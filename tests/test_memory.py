@@ -293,7 +293,16 @@ def _engine_round() -> None:
 def test_c_allocations_are_given_back(backend):
     """MALLOC_BATCHES batches of MALLOC_ROUNDS engine rounds (_engine_round) after
     a warm-up, with a collection before each sample of the bytes malloc has in
-    use: some batch must grow them by at most MALLOC_SLACK."""
+    use: some batch must grow them by at most MALLOC_SLACK.
+
+    The compiled twin only: its tables and filters are malloc'd in C, which
+    tracemalloc and sys.getallocatedblocks cannot see.  Everything the pure
+    twin allocates is a Python object, which the reference-count and
+    allocated-block tests here see exactly; malloc's count would add the
+    interpreter's own arena and cache growth (seen on 3.10: ~18 bytes a round
+    with nothing of the engine's left behind)."""
+    if backend != "compiled":
+        pytest.skip("the pure twin allocates only Python objects: the reference-count tests cover it")
     if sys.getallocatedblocks() == 0:
         pytest.skip("PYTHONMALLOC=malloc: every Python object comes from malloc, whose counts then move with them")
     for _ in range(MALLOC_WARMUP_ROUNDS):
