@@ -488,6 +488,8 @@ def test_a_keyed_filter_is_evaluated_once_per_firing_for_all_its_handlers(ping_e
     ids=["same-nan", "other-nan", "equal-int", "other-int"],
 )
 def test_a_handler_moving_the_count_has_the_next_filter_evaluated_afresh(ping_engine, count, rebound, moved, sharing):
+    if moved and rebound is count:
+        pytest.skip("this interpreter gives equal floats one identity (PyPy): there is no other nan to put back")
     log, calls = _two_handlers(ping_engine, True, sharing, first=lambda e: setattr(e.state, "ping_count", rebound))
     ping_engine.state.ping_count = count
     ping_engine.fire_event(Ping.PING)
