@@ -80,7 +80,7 @@ run_one() {
         [ "$backend" = "$expected" ] || { echo "== $name: FAIL, expected $expected"; exit 1; }
         FASTIGNITE_REQUIRE_COMPILED=$require "$py" -m pytest tests -q -p no:cacheprovider || exit 1
         # Reported, not judged: timing on a shared machine belongs in benchmarks.
-        "$py" benchmarks/speed_check.py --allow-pure --repeats 7 --max-ratio 1000 || true
+        FASTIGNITE_REQUIRE_COMPILED=$require "$py" benchmarks/speed_check.py --allow-pure --repeats 7 --max-ratio 1000 || true
     )
 }
 
