@@ -346,7 +346,9 @@ class Loop:
         self.steps: Any = None
 
     def fire(self, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
-        """Fire one of the loop's events."""
+        """Fire one of the loop's events (slots 0..S_INTERRUPT only, as the compiled twin)."""
+        if not 0 <= slot <= S_INTERRUPT:
+            raise IndexError(f"slot should be a loop event's, 0..{S_INTERRUPT}, got {slot}")
         self.fire_raw(self.engine, slot, event_args, event_kwargs)
 
     def start_epoch(self, init_iter: Any) -> None:
