@@ -61,6 +61,7 @@ def _check_numbers():
         "S_GET_BATCH_COMPLETED": S_GET_BATCH_COMPLETED, "S_DATALOADER_STOP_ITERATION": S_DATALOADER_STOP_ITERATION,
         "S_TERMINATE": S_TERMINATE, "S_TERMINATE_SINGLE_EPOCH": S_TERMINATE_SINGLE_EPOCH, "S_INTERRUPT": S_INTERRUPT,
         "SIGNAL": R_SIGNAL, "EXHAUSTED": R_EXHAUSTED, "EPOCH_END": R_EPOCH_END, "MAX_ITERS": R_MAX_ITERS,
+        "SIGNAL_AFTER_ITERATION": R_SIGNAL_AFTER_ITERATION,
         "SCHEDULED": LIMIT,
     }  # fmt: skip
     import fastignite.filters
@@ -441,7 +442,7 @@ cdef int iterate(Loop run) except -1:
                     state = current_state(run)
             if field_is_true(engine, el.signal):
                 run.phase = P_END
-                return R_SIGNAL
+                return R_SIGNAL_AFTER_ITERATION
         # P_END
         if (epoch_ends(run, state) if run.counter_base is None
                 else run.iter_counter == get_field(state, sl.epoch_length)):

@@ -30,6 +30,7 @@ from typing import Any
 from ._driver import (
     ENGINE_ONLY, EPOCH_END, EXHAUSTED, MAX_ITERS, NO_ARGS, NOT_LOOP_TABLES,
     S_GET_BATCH_COMPLETED, S_GET_BATCH_STARTED, S_INTERRUPT, S_ITERATION_COMPLETED, S_ITERATION_STARTED, SIGNAL,
+    SIGNAL_AFTER_ITERATION,
     STALE, call, call_entries, fire_event_overridden, fire_through, group_records, record,
 )
 from .events import Events, State
@@ -404,7 +405,7 @@ def iterations(engine: Any, tables: Tables, fire: Any, iter_counter: Any) -> Any
             engine.state.output = engine._process_function(engine, engine.state.batch)
             fire(engine, S_ITERATION_COMPLETED)
             if engine._signal:
-                yield SIGNAL, iter_counter, restarted
+                yield SIGNAL_AFTER_ITERATION, iter_counter, restarted
             state = engine.state
             if state.epoch_length is not None and iter_counter == state.epoch_length:
                 yield EPOCH_END, iter_counter, restarted

@@ -30,6 +30,7 @@ import warnings
 import weakref
 from typing import Any
 
+from . import distributed
 from ._registry import FilteredHandler
 from .events import Events
 from .filters import is_gated, is_opaque, key_of
@@ -94,6 +95,7 @@ SIGNAL = 1  # a check point saw a flag set: on_signal, then iterate again (it re
 EXHAUSTED = 2  # the data ended, or a GET_BATCH_* handler raised StopIteration
 EPOCH_END = 3  # epoch_length iterations done
 MAX_ITERS = 4  # state.iteration reached max_iters
+SIGNAL_AFTER_ITERATION = 5  # SIGNAL at the check after ITERATION_COMPLETED (where ranks agree on stops)
 
 NOT_LOOP_TABLES = (
     "engine._tables should be the dispatch tables the engine was built with (its loop events "
@@ -234,6 +236,22 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
     (``interruptible``) and returns it at the end."""
     loop = engine._twin.Loop(engine, interruptible)
     engine.should_terminate = engine.should_terminate_single_epoch = engine.should_interrupt = False
+    # Under torch.distributed the ranks agree on stops (see distributed.py): the
+    # engine's _signal then stays set for the run, so that every check point
+    # comes to on_signal, which agrees at the agreement points.
+    agreement = distributed.agreement_for(engine)
+    if agreement is not None:
+        engine._agreement = agreement
+        engine._update_signal()
+    try:
+        return (yield from _run(engine, loop, agreement))
+    finally:
+        if agreement is not None:
+            del engine._agreement
+            engine._update_signal()
+
+
+def _run(engine: Any, loop: Any, agreement: Any) -> Any:
     times = engine.state.times
     times[_EPOCH_COMPLETED] = 0.0
     times[_COMPLETED] = 0.0
@@ -242,14 +260,20 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
         try:
             loop.fire(S_STARTED)
             if engine._signal:
-                yield from on_signal(engine, loop)
+                yield from on_signal(engine, loop, distributed.STARTED)
             while not engine._is_done(engine.state) and not engine.should_terminate:
                 engine.state.epoch += 1
+                if engine._rank_aware:
+                    # A deliberate deviation from ignite (see distributed.py):
+                    # each epoch its own shuffle, resumes included.
+                    sampler = distributed.sampler_of(engine.state.dataloader)
+                    if sampler is not None:
+                        sampler.set_epoch(engine.state.epoch - 1)
                 handlers_start = time.time()
                 loop.fire(S_EPOCH_STARTED)
                 epoch_time = time.time() - handlers_start
                 if engine._signal:
-                    yield from on_signal(engine, loop)
+                    yield from on_signal(engine, loop, distributed.EPOCH_STARTED)
                 if engine._dataloader_iter is None:
                     engine._setup_engine()
                 epoch_time += yield from run_epoch(engine, loop)
@@ -259,7 +283,7 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
                 if engine.should_terminate_single_epoch:
                     engine.should_terminate_single_epoch = False
                 if engine._signal:
-                    yield from on_signal(engine, loop)
+                    yield from on_signal(engine, loop, distributed.EPOCH_COMPLETED)
                 engine.logger.info("Epoch[%s] Complete. Time taken: %s", engine.state.epoch, hours_mins_secs(epoch_time))
         except TerminateRun:
             loop.fire(S_TERMINATE)
@@ -279,6 +303,8 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
         if loop.closed and type(e) is GeneratorExit:
             # An interrupted run closed (its engine being discarded): nothing to report.
             raise
+        if agreement is not None:
+            e = agreement.failed(engine, e)
         engine.logger.error("Engine run is terminating due to exception: %s", e)
         engine._handle_exception(e)
     engine._dataloader_iter = None
@@ -297,7 +323,9 @@ def run_epoch(engine: Any, loop: Any) -> Any:
             raise RuntimeError("Internal error, the data iterator is None at the start of an epoch; please report it.")
         while True:
             status = loop.iterate()
-            if status == SIGNAL:
+            if status == SIGNAL_AFTER_ITERATION:
+                yield from on_signal(engine, loop, distributed.ITERATION)
+            elif status == SIGNAL:
                 yield from on_signal(engine, loop)
             elif status == EPOCH_END:
                 break
@@ -333,14 +361,25 @@ def run_epoch(engine: Any, loop: Any) -> Any:
     except TerminateRun:
         raise
     except Exception as e:
+        agreement = engine._agreement
+        if agreement is not None:
+            e = agreement.failed(engine, e)
         engine.logger.error("Current run is terminating due to exception: %s", e)
         engine._handle_exception(e)
     return time.time() - start_time
 
 
-def on_signal(engine: Any, loop: Any) -> Any:
+def on_signal(engine: Any, loop: Any, point: int = 0) -> Any:
     """What a set flag means at a check point: stop the run, stop the epoch, or
-    (interrupt) hand the state back to run()'s caller until the next run()."""
+    (interrupt) hand the state back to run()'s caller until the next run().
+
+    In a run whose ranks agree (distributed.py), only an agreement point acts,
+    on the flags the ranks agreed: ``point`` says which one this is (0: none)."""
+    agreement = engine._agreement
+    if agreement is not None:
+        if point == 0 or (point == distributed.ITERATION and not agreement.due(engine.state, loop.iter_counter)):
+            return  # a flag set here waits for the next agreement
+        agreement.agree(engine, point)
     if engine.should_terminate:
         raise TerminateRun()
     if engine.should_terminate_single_epoch:

@@ -35,6 +35,7 @@ cdef enum:
     R_EXHAUSTED = 2
     R_EPOCH_END = 3
     R_MAX_ITERS = 4
+    R_SIGNAL_AFTER_ITERATION = 5
 
 # NEVER and BEFORE_ALL stand for the pure twin's +inf and -inf.  Counts the C
 # schedule handles stay within +-LIMIT (filters.SCHEDULED), so no arithmetic on

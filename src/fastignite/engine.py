@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from . import _backend, _driver
+from . import _backend, _driver, distributed
 from ._registry import FilteredHandler, HandlerList, HandlerRegistry
 from .filters import SCHEDULED as _SCHEDULED
 from ._signature import bind_error, check_signature, describe_params
@@ -233,6 +233,13 @@ class Engine:
     _state_dict_one_of_opt_keys: tuple[tuple[str, ...], ...] = (("max_epochs", "max_iters"),)
     interrupt_resume_enabled = True
 
+    # Under torch.distributed (see fastignite.distributed): how often the ranks
+    # agree on stops ("auto", an int k >= 1, or 0: never), and whether this
+    # class is rank-aware at all (the drop-in keeps ignite's behaviour).
+    agree_every: int | str = "auto"
+    _rank_aware = True
+    _agreement: Any = None  # the running distributed run's, else None
+
     def __init__(self, process_function: Callable[["Engine", Any], Any]) -> None:
         if process_function is None:
             raise ValueError("Engine must be given a processing function in order to run.")
@@ -318,7 +325,9 @@ class Engine:
         self._tables.check_allowed = True
 
     def _update_signal(self) -> None:
-        self._signal = bool(self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt)
+        self._signal = self._agreement is not None or bool(
+            self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt
+        )
 
     # -- events and handlers -------------------------------------------------
 
@@ -759,6 +768,7 @@ class Engine:
         """
         if data is not None and not isinstance(data, Iterable):
             raise TypeError(f"Argument data should be iterable, got {type(data).__name__}")
+        distributed.check_agree_every(self.agree_every)
         _check_count_arg("max_epochs", max_epochs)
         _check_count_arg("max_iters", max_iters)
         _check_count_arg("epoch_length", epoch_length)

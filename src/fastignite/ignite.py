@@ -200,6 +200,8 @@ class Engine(_engine.Engine, _ignite_engine_module.Engine):
 
     __slots__ = ()
     _state_class = State
+    # ignite's distributed behaviour exactly: no stop agreement, no set_epoch.
+    _rank_aware = False
 
     def __init__(self, process_function: Any) -> None:
         _adopt_ignite_event_to_attr()
