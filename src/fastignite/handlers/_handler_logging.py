@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import logging
 
+from .. import distributed
+
 _FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+
+
+def _on_rank_zero(record: logging.LogRecord) -> bool:
+    # Decided per line, not when the logger is made: the process group may be
+    # initialized after the handler is built.
+    return distributed.get_rank() == 0
 
 
 def handler_logger(name: str) -> logging.Logger:
@@ -20,6 +28,7 @@ def handler_logger(name: str) -> logging.Logger:
             stream = logging.StreamHandler()
             stream.setLevel(logging.INFO)
             stream.setFormatter(logging.Formatter(_FORMAT))
+            stream.addFilter(_on_rank_zero)
             logger.addHandler(stream)
             logger.setLevel(logging.INFO)
         logger.propagate = False

@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .. import distributed
 from .._signature import bind_error
 from ..events import EventEnum, Events
 
@@ -90,14 +91,7 @@ def _torch_or_none() -> Any:
         return None
 
 
-def _get_rank() -> int:
-    # A process group can only exist if torch is already imported: no need to import it here.
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        dist = getattr(torch, "distributed", None)
-        if dist is not None and dist.is_available() and dist.is_initialized():
-            return int(dist.get_rank())
-    return 0
+_get_rank = distributed.get_rank
 
 
 def _is_torch_module(obj: Any) -> bool:
@@ -451,6 +445,8 @@ class Checkpoint:
             priority = self.score_function(engine)
             if not isinstance(priority, numbers.Number):
                 raise ValueError(f"Output of score_function should be a number, got {type(priority)}")
+            # Every rank keeps the same files only if it decides on the same score.
+            priority = distributed.reduce_score(priority)
         else:
             if global_step is None:
                 global_step = engine.state.get_event_attrib_value(Events.ITERATION_COMPLETED)
@@ -514,6 +510,9 @@ class Checkpoint:
         # Not for a re-save under the same name: the new write has replaced the file.
         if evicted is not None and evicted.filename != filename and self._can_remove():
             self.save_handler.remove(evicted.filename)
+        # One rank writes; no rank goes on (and reads last_checkpoint) before
+        # the file is complete and the evicted one gone.
+        distributed.barrier()
 
         if hasattr(engine, "fire_event") and engine.has_registered_events(self.SAVED_CHECKPOINT):
             engine.fire_event(self.SAVED_CHECKPOINT)

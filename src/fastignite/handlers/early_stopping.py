@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from .. import distributed
 from ..events import Events
 from ._handler_logging import handler_logger, is_engine
 
@@ -125,7 +126,9 @@ class EarlyStopping:
         self.cumulative = value
 
     def __call__(self, engine: Any) -> None:
-        score = self.score_function(engine)
+        # Under torch.distributed every rank decides on the same, reduced score,
+        # so that all stop together and keep the same state.
+        score = distributed.reduce_score(self.score_function(engine))
         best = self.best_score
         if best is None:
             self.best_score = score

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .. import distributed
 from ..events import Events, EventsList, RemovableEventHandle, State
 
 __all__ = ["ProgressBar"]
@@ -77,9 +78,10 @@ class ProgressBar:
         self._pbar_cls = cls
 
     def _reset(self, pbar_total: int | None) -> None:
-        self.pbar = self.pbar_cls(
-            total=pbar_total, leave=self.persist, bar_format=self.bar_format, initial=1, **self.tqdm_kwargs
-        )
+        kwargs = self.tqdm_kwargs
+        if "disable" not in kwargs and distributed.get_rank() != 0:
+            kwargs = {**kwargs, "disable": True}  # one bar per job, on rank 0, unless asked otherwise
+        self.pbar = self.pbar_cls(total=pbar_total, leave=self.persist, bar_format=self.bar_format, initial=1, **kwargs)
 
     def _close(self, engine: Any) -> None:
         if self.pbar is not None:
@@ -95,8 +97,11 @@ class ProgressBar:
         return order.index(event1) < order.index(event2)
 
     def log_message(self, message: str) -> None:
-        """Print ``message`` without breaking the bar's line."""
+        """Print ``message`` without breaking the bar's line (on rank 0 only, as the bar)."""
         from tqdm import tqdm
+
+        if distributed.get_rank() != 0 and "disable" not in self.tqdm_kwargs:
+            return
 
         tqdm.write(message, file=self.tqdm_kwargs.get("file", None))
 
