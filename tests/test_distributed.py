@@ -146,7 +146,8 @@ def test_an_exception_on_one_rank_ends_every_rank_quickly_naming_it(tmp_path, fa
     assert elapsed < 60  # the collective timeout (120 s here, 30 min by default) never comes into it
 
 
-def test_ranks_out_of_step_fail_clearly_instead_of_hanging(tmp_path):
+def test_an_engine_on_rank_zero_only_runs_and_ranks_out_of_step_fail_clearly(tmp_path):
     outputs, procs, _ = launch("out_of_step", tmp_path, timeout=90)
     for out in outputs:
+        assert out["default"] == 2, out
         assert "out of step" in out["error"] and "agree_every = 0" in out["error"], out

@@ -14,11 +14,17 @@ DistributedSampler:
   agree at fixed points of the run: after STARTED, EPOCH_STARTED and
   EPOCH_COMPLETED, and after ITERATION_COMPLETED every ``engine.agree_every``
   iterations (and at every epoch's last).  A stop asked between two agreements
-  waits for the next one.  ``agree_every`` is ``"auto"`` (the default: as often
-  as keeps the agreements' cost near 1/32 of the loop's time), an int k >= 1
-  (every k iterations: 1 stops exactly where ignite would), or 0 (never: the
-  engine is not rank-aware, as ignite's; for an engine that runs on some ranks
-  only).
+  waits for the next one.  ``agree_every`` is
+
+  - ``"auto"`` (the default): runs whose data is sharded over the ranks (a
+    sampler with ``num_replicas > 1``, as DistributedSampler, reachable from
+    the data: every rank runs such an engine) agree, as often as keeps the
+    agreements' cost near 1/32 of the loop's time; other runs do not (an
+    evaluator that runs on rank 0 only over the whole data stays ignite's);
+  - an int k >= 1: every run under a process group agrees, every k
+    iterations (1 stops exactly where ignite would), for engines that every
+    rank runs without a sampler (``data=None``, an iterable sharded by hand);
+  - 0: never, as ignite.
 * **Failures are named.**  An exception that ends a run on one rank is
   published in the process group's store; a rank whose run then fails (its
   collectives break when the failed process exits) raises ``RankFailedError``
@@ -389,7 +395,17 @@ def agreement_for(engine: Any) -> Agreement | None:
     if every == 0:
         return None
     dist = _dist()
-    return None if dist is None else Agreement(dist, every)
+    if dist is None:
+        return None
+    if every == "auto" and not _sharded(engine.state.dataloader):
+        return None  # maybe a run on some ranks only: agreeing would wait for the others for ever
+    return Agreement(dist, every)
+
+
+def _sharded(data: Any) -> bool:
+    """Whether ``data`` is sharded over several ranks by its sampler."""
+    num_replicas = getattr(sampler_of(data), "num_replicas", None)
+    return isinstance(num_replicas, int) and num_replicas > 1
 
 
 # -- resuming -----------------------------------------------------------------------------
