@@ -61,8 +61,9 @@ RESUME_PATTERN = "resume_checkpoint_*.pt"
 def load_data(seed: int, batch_size: int, rank: int, world_size: int,
               data: str | None = None) -> tuple[DataLoader, DataLoader]:  # fmt: skip
     """This rank's training and validation loaders: the same 80/20 split on every
-    rank, each set split between the ranks by a DistributedSampler.  The digits
-    come from scikit-learn, or from ``data``, an .npz of arrays x and y."""
+    rank, each set split between the ranks by a DistributedSampler (in a process
+    without a group, plain loaders).  The digits come from scikit-learn, or from
+    ``data``, an .npz of arrays x and y."""
     if data is None:
         from sklearn.datasets import load_digits
 
@@ -78,6 +79,8 @@ def load_data(seed: int, batch_size: int, rank: int, world_size: int,
     cut = int(0.8 * len(x))
     train = TensorDataset(x[order[:cut]], y[order[:cut]])
     val = TensorDataset(x[order[cut:]], y[order[cut:]])
+    if not dist.is_initialized():  # one process: a plain shuffle
+        return DataLoader(train, batch_size=batch_size, shuffle=True), DataLoader(val, batch_size=256)
     # The sampler shuffles with its own generator, seeded with seed + epoch: the
     # engine calls set_epoch at every epoch start, so each epoch has its order,
     # the same on every rank (each rank takes its share of it).
@@ -235,6 +238,9 @@ def train(args: argparse.Namespace, out_dir: Path) -> None:
               f"process{'es' if world_size > 1 else ''} in {elapsed:.1f} s; "
               f"validation accuracy {evaluator.state.metrics['accuracy']:.3f}")
         print(f"weights sha256 on ranks 0..{world_size - 1}: {' '.join(digests)}: identical")
+        if isinstance(train_loader.sampler, DistributedSampler):
+            # The engine called set_epoch(epoch - 1) on it at every epoch start.
+            print(f"the training sampler's epoch at the end: {train_loader.sampler.epoch}")
         print(f"best checkpoint {best.last_checkpoint.name}; final weights {final}", flush=True)
 
 

@@ -152,6 +152,11 @@ def _check_equal_on_ranks(out: str, world_size: int) -> str:
     return digests[0]
 
 
+def _check_sampler_epochs(out: str) -> None:
+    """The engine called set_epoch at every epoch start: each epoch had its own order."""
+    assert f"the training sampler's epoch at the end: {EPOCHS - 1}" in out, out[-3000:]
+
+
 def _final(out_dir: Path) -> dict:
     return torch.load(out_dir / "final.pt", weights_only=True)
 
@@ -207,6 +212,7 @@ def test_two_processes_train_to_equal_weights(reference):
     assert (epochs, iterations, processes) == (EPOCHS, EPOCHS * 23, 2)
     assert accuracy > 0.85, "the model should learn the digits"
     _check_equal_on_ranks(reference["out"], 2)
+    _check_sampler_epochs(reference["out"])
     assert reference["final"]["world_size"] == 2
     # Checkpoints: rank 0 wrote them, once each, where the run was told to.
     assert sorted(p.name for p in (reference["dir"] / "checkpoints").iterdir()) == [
@@ -268,6 +274,7 @@ def test_sigkill_one_rank_mid_epoch_then_resume_is_bitwise_exact(reference, comm
     out = resumed.finish()
     assert "resumed from resume_checkpoint_30.pt (iteration 30)" in out
     _check_equal_on_ranks(out, 2)
+    _check_sampler_epochs(out)
     _assert_same_training(_final(out_dir), reference["final"])
     assert _summary(out)[:3] == (EPOCHS, EPOCHS * 23, 2)
 
