@@ -34,6 +34,7 @@ import pytest
 np = pytest.importorskip("numpy", reason="needs numpy")
 torch = pytest.importorskip("torch", reason="needs torch")
 pytest.importorskip("sklearn", reason="needs scikit-learn (its digits data set)")
+pytest.importorskip("tqdm", reason="needs tqdm (the example's progress bar)")
 if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
     pytest.skip("needs torch.distributed with gloo", allow_module_level=True)
 
