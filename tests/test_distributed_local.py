@@ -143,3 +143,21 @@ def test_load_latest_checkpoint_without_a_group(tmp_path):
     target = Box(0)
     path = fdist.load_latest_checkpoint({"box": target}, tmp_path, pattern="*")
     assert target.v == 30 and path.name == str(ckpt.last_checkpoint).split("/")[-1]
+
+
+def test_load_latest_checkpoint_compares_the_numbers_in_names_when_times_tie(tmp_path):
+    import os
+    import pickle
+
+    for step in (99, 100, 7):
+        (tmp_path / f"resume_{step}.pkl").write_bytes(pickle.dumps({"box": {"v": step}}))
+    for f in tmp_path.iterdir():
+        os.utime(f, ns=(10**18, 10**18))
+
+    class Box:
+        def load_state_dict(self, sd):
+            self.v = sd["v"]
+
+    box = Box()
+    assert fdist.load_latest_checkpoint({"box": box}, tmp_path, pattern="*.pkl").name == "resume_100.pkl"
+    assert box.v == 100

@@ -46,6 +46,7 @@ only when torch is already imported (no process group can exist otherwise).
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -411,12 +412,19 @@ def _sharded(data: Any) -> bool:
 # -- resuming -----------------------------------------------------------------------------
 
 
+def _natural(name: str) -> list:
+    """A name's sort key with its numbers compared as numbers: on a file system
+    whose times are coarse, step 100 is still newer than step 99."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
 def load_latest_checkpoint(
     to_load: Mapping, dirname: str | Path, pattern: str = "*.pt", **load_kwargs: Any
 ) -> Path | None:
     """Load ``to_load``'s objects from the newest checkpoint file in ``dirname``
     that matches ``pattern``, on every rank from the same file: rank 0 chooses
-    it (newest by modification time, then by name) and tells the others.
+    it (newest by modification time, then by name, its numbers compared as
+    numbers) and tells the others.
     Returns its path, or None (nothing loaded) when there is none.
 
     Checkpoint's DiskSaver writes a file whole then renames it into place, so
@@ -428,7 +436,7 @@ def load_latest_checkpoint(
     if dist is None or dist.get_rank() == 0:
         files = [p for p in Path(dirname).glob(pattern) if p.is_file()]
         if files:
-            chosen = str(max(files, key=lambda p: (p.stat().st_mtime_ns, p.name)))
+            chosen = str(max(files, key=lambda p: (p.stat().st_mtime_ns, _natural(p.name))))
     if dist is not None:
         box = [chosen]
         dist.broadcast_object_list(box, src=0, group=_group(dist))
