@@ -24,6 +24,7 @@ if not dist.is_available():
     pytest.skip("torch.distributed is not available", allow_module_level=True)
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
+from conftest import REQUIRE_COMPILED  # noqa: E402  (the default twin must then be the compiled one)
 WORLD = 2
 
 
@@ -64,14 +65,22 @@ def launch(scenario: str, tmp_path: Path, timeout: float, env: dict | None = Non
     return outputs, results, elapsed
 
 
-@pytest.fixture(scope="module", params=["compiled", "pure"])
-def suite(request, tmp_path_factory):
-    env = {"FASTIGNITE_PURE": "1"} if request.param == "pure" else {}
-    outputs, procs, _ = launch("suite", tmp_path_factory.mktemp(request.param), timeout=240, env=env)
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """One launch runs every scenario on both twins (tests/_dist_worker.py's suite)."""
+    outputs, procs, _ = launch("suite", tmp_path_factory.mktemp("suite"), timeout=300)
     for rank, p in enumerate(procs):
         assert p.returncode == 0, f"rank {rank} exited {p.returncode}:\n{p.stderr[-4000:]}"
-    assert [o["backend"] for o in outputs] == [request.param] * WORLD
-    return request.param, outputs, procs
+    return outputs, procs
+
+
+@pytest.fixture(params=["default", "pure"])
+def suite(request, launched):
+    outputs, procs = launched
+    results = [out[request.param] for out in outputs]
+    expected = "pure" if request.param == "pure" else ("compiled" if REQUIRE_COMPILED else results[0]["backend"])
+    assert [r["backend"] for r in results] == [expected] * WORLD
+    return request.param, results, procs
 
 
 def test_each_epoch_gets_its_own_shuffle_without_set_epoch_in_user_code(suite):
@@ -146,8 +155,9 @@ def test_an_exception_on_one_rank_ends_every_rank_quickly_naming_it(tmp_path, fa
     assert elapsed < 60  # the collective timeout (120 s here, 30 min by default) never comes into it
 
 
-def test_an_engine_on_rank_zero_only_runs_and_ranks_out_of_step_fail_clearly(tmp_path):
-    outputs, procs, _ = launch("out_of_step", tmp_path, timeout=90)
+def test_an_engine_on_rank_zero_only_runs_and_ranks_out_of_step_fail_clearly(launched):
+    outputs, _ = launched
     for out in outputs:
-        assert out["default"] == 2, out
-        assert "out of step" in out["error"] and "agree_every = 0" in out["error"], out
+        assert out["rank0_only_epochs"] == 2, out
+        error = out["out_of_step_error"]
+        assert "out of step" in error and "agree_every = 0" in error, error
