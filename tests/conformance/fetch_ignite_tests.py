@@ -44,12 +44,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FASTIGNITE_CACHE") or REPO_ROOT / ".cache" / "ignite-sdist")
 
 
+# The folders of ignite's tests taken from the sdist: the engine tests, and the handler
+# tests, some of whose distributed tests drive an engine.
+EXTRACTED_FOLDERS = ("tests/ignite/engine", "tests/ignite/handlers")
+
+
 def _wanted(rel: str) -> bool:
-    """Is this sdist path (relative to the sdist root) one the engine tests need?"""
+    """Is this sdist path (relative to the sdist root) one the tests we run need?"""
     if rel in ("tests/__init__.py", "tests/ignite/__init__.py", "tests/ignite/conftest.py"):
         return True
     folder, _, name = rel.rpartition("/")
-    return folder == "tests/ignite/engine" and name.endswith(".py")
+    return folder in EXTRACTED_FOLDERS and name.endswith(".py")
 
 
 def _find_sdist(folder: Path):
@@ -93,16 +98,20 @@ def _extract(sdist: Path, dest: Path) -> None:
         # The "data" filter rejects absolute paths, links out of dest, etc. (Python >= 3.11.4).
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         tar.extractall(dest, members=members, **safe)
-    if not (dest / "tests/ignite/engine/test_engine.py").is_file():
-        raise RuntimeError(f"{sdist} does not contain tests/ignite/engine/test_engine.py")
+    for folder in EXTRACTED_FOLDERS:
+        if not (dest / folder / "__init__.py").is_file():
+            raise RuntimeError(f"{sdist} does not contain {folder}/__init__.py")
     (dest / "pytest.ini").write_text(_PYTEST_INI)
 
 
 def ignite_tests_dir() -> Path:
-    """Directory holding pytorch-ignite's tests/ package (engine tests only), ready to run."""
+    """Directory holding pytorch-ignite's tests/ package (EXTRACTED_FOLDERS only), ready to run."""
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    root = cache / f"pytorch_ignite-{IGNITE_VERSION}-tests"
+    # Named by what it holds, so a tree extracted with fewer folders (an older harness's
+    # "pytorch_ignite-X-tests", engine tests only) is never taken for this one.
+    holds = "-".join(Path(folder).name for folder in EXTRACTED_FOLDERS)
+    root = cache / f"pytorch_ignite-{IGNITE_VERSION}-tests-{holds}"
     # `root` only ever appears through the atomic rename below, so if it exists it is complete.
     if root.is_dir():
         return root
