@@ -275,10 +275,11 @@ DISTRIBUTED_PATHS = (
     "tests/ignite/handlers/test_early_stopping.py",
     "tests/ignite/handlers/test_ema_handler.py",
 )
-# A run takes 30 to 75 s on this project's 2-core machine, depending on its load. A
-# deadlock fails it at this bound: ignite's gloo fixture gives collectives 30 s, but a rank
-# stuck outside one, or a barrier in a fixture's teardown, waits for ever.
-DISTRIBUTED_TIMEOUT_S = 240
+# A run takes 35 to 60 s on this project's 2-core machine (about 50 s of CPU), and up to
+# 140 s while other jobs load it. A deadlock fails it at this bound: ignite's gloo fixture
+# gives collectives 30 s, but a rank stuck outside one, or a barrier in a fixture's
+# teardown, waits for ever.
+DISTRIBUTED_TIMEOUT_S = 300
 # Inherited, these would make ignite's fixtures (or torch) see another launch than ours.
 _LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                      "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
@@ -362,6 +363,7 @@ def run_ignite_distributed(backend=None) -> dict:
            "-p", "ignite_dropin_plugin", "-p", "ignite_distributed_plugin", "-q", "-rfE", "--color=no"]
     run_dir = Path(tempfile.mkdtemp(prefix="fastignite-dist-"))
     env["FASTIGNITE_DIST_DIR"] = str(run_dir)
+    env["FASTIGNITE_DIST_PARENT"] = str(os.getpid())  # the run ends if this process dies
     try:
         start = time.monotonic()
         returncode, out, err, timed_out = _run_bounded(cmd, root, env, DISTRIBUTED_TIMEOUT_S)

@@ -12,6 +12,9 @@ Everything here is keyed on $FASTIGNITE_DIST_DIR, a directory private to one run
   directory, not ignite's machine-wide /tmp/free_port: a file left there by a killed run,
   or another run on the same machine, can never hand a rank someone else's port. The port
   is picked on 127.0.0.1; ignite's fixture still sets MASTER_ADDR=localhost itself.
+- The controller exits when the harness is gone: the harness runs the run in a session of
+  its own, to kill it whole at its time bound, so if the harness itself is killed first,
+  nothing else would end a deadlocked run.
 - Each worker logs there, a line as it happens (``gwN.jsonl``), the tests it starts, their
   phases' outcomes and, at the end, the classes its ignite test modules bound to ``Engine``
   (so the harness can check that the drop-in really was installed on every rank, or really
@@ -25,16 +28,19 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 DIR_ENV = "FASTIGNITE_DIST_DIR"
+PARENT_ENV = "FASTIGNITE_DIST_PARENT"
 WORKER_LOG_SUFFIX = ".jsonl"
 GLOO_FIXTURE = "distributed_context_single_node_gloo"
 # Rank 0 writes the port as soon as the test's fixtures start; the others wait this long.
 PORT_WAIT_S = 60.0
+PARENT_POLL_S = 1.0
 
 _config = None
 _port_exchanges = itertools.count()
@@ -52,10 +58,29 @@ def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _exit_with_harness() -> None:
+    """End this process (the controller) as soon as the harness that started it is gone.
+
+    The harness's pid comes from $FASTIGNITE_DIST_PARENT, not from getppid() now: the
+    controller configures itself seconds after it starts (ignite_dropin_plugin imports torch
+    first), and the harness may be gone by then. Workers need no such watch: execnet ends a
+    worker within 15 s of losing its controller."""
+    harness = int(os.environ.get(PARENT_ENV) or os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == harness:  # an orphan is adopted by another process
+            time.sleep(PARENT_POLL_S)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-harness", daemon=True).start()
+
+
 def pytest_configure(config):
     global _config
     _config = config
     _run_dir()
+    if not _is_worker(config):
+        _exit_with_harness()
 
 
 # -- the port exchange ----------------------------------------------------------------
