@@ -277,8 +277,8 @@ DISTRIBUTED_PATHS = (
 )
 # A run takes 35 to 60 s on this project's 2-core machine (about 50 s of CPU), and up to
 # 140 s while other jobs load it. A deadlock fails it at this bound: ignite's gloo fixture
-# gives collectives 30 s, but a rank stuck outside one, or a barrier in a fixture's
-# teardown, waits for ever.
+# gives each collective 30 s, but a rank stuck outside any collective is never timed out,
+# and every later test's rendezvous waits its own timeout for it.
 DISTRIBUTED_TIMEOUT_S = 300
 # Inherited, these would make ignite's fixtures (or torch) see another launch than ours.
 _LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
