@@ -1,5 +1,9 @@
 """Fetch pytorch-ignite's own engine tests and run them against fastignite.
 
+Also ignite's distributed tests of the engine and of the handlers that drive one, at world
+size 2 on gloo, on ignite itself and with fastignite.ignite installed
+(run_ignite_distributed).
+
 The tests come from ignite's source distribution, downloaded from PyPI at test time into
 a cache that is never committed ($FASTIGNITE_CACHE, default ``<repo>/.cache/ignite-sdist``).
 Once the sdist is cached, no network is used.
@@ -7,13 +11,17 @@ Once the sdist is cached, no network is used.
     python -m tests.conformance.fetch_ignite_tests   # prints the extracted directory
 """
 
+import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -44,12 +52,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FASTIGNITE_CACHE") or REPO_ROOT / ".cache" / "ignite-sdist")
 
 
+# The folders of ignite's tests taken from the sdist: the engine tests, and the handler
+# tests, some of whose distributed tests drive an engine.
+EXTRACTED_FOLDERS = ("tests/ignite/engine", "tests/ignite/handlers")
+
+
 def _wanted(rel: str) -> bool:
-    """Is this sdist path (relative to the sdist root) one the engine tests need?"""
+    """Is this sdist path (relative to the sdist root) one the tests we run need?"""
     if rel in ("tests/__init__.py", "tests/ignite/__init__.py", "tests/ignite/conftest.py"):
         return True
     folder, _, name = rel.rpartition("/")
-    return folder == "tests/ignite/engine" and name.endswith(".py")
+    return folder in EXTRACTED_FOLDERS and name.endswith(".py")
 
 
 def _find_sdist(folder: Path):
@@ -93,16 +106,20 @@ def _extract(sdist: Path, dest: Path) -> None:
         # The "data" filter rejects absolute paths, links out of dest, etc. (Python >= 3.11.4).
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         tar.extractall(dest, members=members, **safe)
-    if not (dest / "tests/ignite/engine/test_engine.py").is_file():
-        raise RuntimeError(f"{sdist} does not contain tests/ignite/engine/test_engine.py")
+    for folder in EXTRACTED_FOLDERS:
+        if not (dest / folder / "__init__.py").is_file():
+            raise RuntimeError(f"{sdist} does not contain {folder}/__init__.py")
     (dest / "pytest.ini").write_text(_PYTEST_INI)
 
 
 def ignite_tests_dir() -> Path:
-    """Directory holding pytorch-ignite's tests/ package (engine tests only), ready to run."""
+    """Directory holding pytorch-ignite's tests/ package (EXTRACTED_FOLDERS only), ready to run."""
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    root = cache / f"pytorch_ignite-{IGNITE_VERSION}-tests"
+    # Named by what it holds, so a tree extracted with fewer folders (an older harness's
+    # "pytorch_ignite-X-tests", engine tests only) is never taken for this one.
+    holds = "-".join(Path(folder).name for folder in EXTRACTED_FOLDERS)
+    root = cache / f"pytorch_ignite-{IGNITE_VERSION}-tests-{holds}"
     # `root` only ever appears through the atomic rename below, so if it exists it is complete.
     if root.is_dir():
         return root
@@ -216,6 +233,158 @@ def run_ignite_suite(backend: str, files=None, mode: str = "alias") -> dict:
         tail=_tail(proc.stdout, proc.stderr, result["summary"] is not None),
         stdout=proc.stdout,
         stderr=proc.stderr,
+        command=cmd,
+    )
+    return result
+
+
+def _run_bounded(cmd: list, cwd: Path, env: dict, timeout: float) -> tuple:
+    """Run `cmd` in a session of its own and return (returncode, stdout, stderr, timed_out).
+    On timeout the whole process group is killed, not just `cmd`: pytest-xdist's workers and
+    DataLoader workers are its children, and a survivor would keep the pipes open, leaving
+    this call waiting forever on a deadlock that should fail the test."""
+    posix = os.name == "posix"
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=posix)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err, False
+    except BaseException as exc:  # the timeout, or an interrupt of the test run itself
+        # proc has not been waited for, so its pid (the group's id) cannot have been reused.
+        if posix:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        out, err = proc.communicate()
+        if not isinstance(exc, subprocess.TimeoutExpired):
+            raise
+        return proc.returncode, out, err, True
+
+
+# -- ignite's distributed tests at world size 2 -----------------------------------------
+
+WORLD_SIZE = 2
+# ignite's distributed tests of the engine, and of the handlers that drive one; of these
+# only those taking ignite's single-node gloo fixture run (ignite_distributed_plugin).
+# Left out of tests/ignite/handlers: test_lr_finder.py (its distributed test downloads MNIST
+# through torchvision) and test_clearml_logger.py (needs clearml); the other handler files,
+# test_terminate_on_nan.py among them, have no distributed tests.
+DISTRIBUTED_PATHS = (
+    "tests/ignite/engine",
+    "tests/ignite/handlers/test_checkpoint.py",
+    "tests/ignite/handlers/test_early_stopping.py",
+    "tests/ignite/handlers/test_ema_handler.py",
+)
+# A run takes 35 to 60 s on this project's 2-core machine (about 50 s of CPU), and up to
+# 140 s while other jobs load it. A deadlock fails it at this bound: ignite's gloo fixture
+# gives each collective 30 s, but a rank stuck outside any collective is never timed out,
+# and every later test's rendezvous waits its own timeout for it.
+DISTRIBUTED_TIMEOUT_S = 300
+# Inherited, these would make ignite's fixtures (or torch) see another launch than ours.
+_LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                     "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
+def _loopback_interface():
+    """The loopback interface's name ("lo" on Linux, "lo0" on macOS and BSD), or None."""
+    names = {name for _, name in socket.if_nameindex()} if hasattr(socket, "if_nameindex") else set()
+    return next((name for name in ("lo", "lo0") if name in names), None)
+
+
+def _outcome_of(phases: dict) -> str:
+    """One word for a test's phases, as pytest's summary counts them: a failed setup is an
+    error, a skipped setup a skip; otherwise the call's outcome, plus any error at teardown.
+    A test a worker started and never finished is "unfinished"."""
+    if phases.get("setup") == "failed":
+        outcome = "error"
+    elif phases.get("setup") == "skipped":
+        outcome = "skipped"
+    else:
+        outcome = phases.get("call", "unfinished")
+    if phases.get("teardown") == "failed":
+        outcome += " + error at teardown"
+    elif "teardown" not in phases and outcome != "unfinished":
+        outcome += " + unfinished teardown"
+    return outcome
+
+
+def read_worker_logs(run_dir: Path) -> tuple:
+    """(outcomes, workers) from the logs ignite_distributed_plugin's workers leave in
+    run_dir: {worker: {node id: outcome}} and {worker: {finished, engine_classes,
+    fastignite_backend, unfinished (the test it was in when the run ended, or None)}}."""
+    outcomes, workers = {}, {}
+    for log in sorted(run_dir.glob("*.jsonl")):
+        phases, seen = {}, {"finished": False, "engine_classes": None, "fastignite_backend": None, "unfinished": None}
+        for line in log.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if "start" in record:
+                phases.setdefault(record["start"], {})
+            elif "nodeid" in record:
+                phases.setdefault(record["nodeid"], {})[record["when"]] = record["outcome"]
+            else:
+                seen.update(record)
+        outcomes[log.stem] = {nodeid: _outcome_of(p) for nodeid, p in phases.items()}
+        seen["unfinished"] = next((n for n, p in phases.items() if "teardown" not in p), None)
+        workers[log.stem] = seen
+    return outcomes, workers
+
+
+def run_ignite_distributed(backend=None) -> dict:
+    """Run ignite's distributed gloo tests (DISTRIBUTED_PATHS) at WORLD_SIZE ranks, one per
+    pytest-xdist worker, in a subprocess killed with its workers after
+    DISTRIBUTED_TIMEOUT_S. backend None: on ignite itself; "pure" or "compiled": with
+    fastignite.ignite.install() on that twin (ignite_dropin_plugin, as the dropin mode).
+
+    Returns parse_summary's counts plus: outcomes and workers (read_worker_logs),
+    ran_backend (the drop-in plugin's line), timed_out, seconds, returncode, tail, stdout,
+    stderr, command.
+    """
+    if backend not in (None, "pure", "compiled"):
+        raise ValueError(f"backend must be None (ignite itself), 'pure' or 'compiled', not {backend!r}")
+    root = ignite_tests_dir()
+    env = os.environ.copy()
+    for name in (*_LAUNCH_VARIABLES, "FASTIGNITE_PURE", "FASTIGNITE_CONFORMANCE_NO_ALIAS"):
+        env.pop(name, None)
+    env["WORLD_SIZE"] = str(WORLD_SIZE)
+    if backend is None:
+        env["FASTIGNITE_CONFORMANCE_NO_ALIAS"] = "1"
+    elif backend == "pure":
+        env["FASTIGNITE_PURE"] = "1"
+    loopback = _loopback_interface()
+    if loopback:  # gloo otherwise binds the address the host name resolves to
+        env["GLOO_SOCKET_IFNAME"] = loopback
+    env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN_DIR), _fastignite_location()]
+                                        + [p for p in [env.get("PYTHONPATH")] if p])
+    env.setdefault("COLUMNS", "200")
+
+    cmd = [sys.executable, "-m", "pytest", *DISTRIBUTED_PATHS, "-m", "distributed",
+           "--dist=each", "--tx", f"{WORLD_SIZE}*popen//python={sys.executable}",
+           "-c", "pytest.ini", "--rootdir", ".", "-p", "no:cacheprovider",
+           "-p", "ignite_dropin_plugin", "-p", "ignite_distributed_plugin", "-q", "-rfE", "--color=no"]
+    run_dir = Path(tempfile.mkdtemp(prefix="fastignite-dist-"))
+    env["FASTIGNITE_DIST_DIR"] = str(run_dir)
+    env["FASTIGNITE_DIST_PARENT"] = str(os.getpid())  # the run ends if this process dies
+    try:
+        start = time.monotonic()
+        returncode, out, err, timed_out = _run_bounded(cmd, root, env, DISTRIBUTED_TIMEOUT_S)
+        seconds = time.monotonic() - start
+        outcomes, workers = read_worker_logs(run_dir)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    result = parse_summary(out)
+    ran = _BACKEND_LINE.search(out)
+    result.update(
+        backend=backend,
+        outcomes=outcomes,
+        workers=workers,
+        ran_backend=ran.group(1) if ran else None,
+        timed_out=timed_out,
+        seconds=seconds,
+        returncode=returncode,
+        tail=_tail(out, err, result["summary"] is not None and not timed_out),
+        stdout=out,
+        stderr=err,
         command=cmd,
     )
     return result
