@@ -8,6 +8,12 @@ Build it from the repository root (tests/test_docs.py runs both, warnings as err
 The reference is built from the docstrings of the fastignite that Python imports:
 an installed one (``pip install -e .`` makes it this checkout), else this
 checkout's ``src/`` (pure twin, unless the extension was built in place).
+
+The site also builds without torch and pytorch-ignite (the tests build it
+wherever Sphinx is installed): torch is then a stand-in for autodoc (the
+docstrings are fastignite's own), the page of fastignite.ignite, whose classes
+derive from ignite's and cannot be imported without it, says it was left out,
+and the examples that need either skip themselves.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if importlib.util.find_spec("fastignite") is None:
     sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "src"))
 
 import fastignite  # noqa: E402
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+HAVE_IGNITE = HAVE_TORCH and importlib.util.find_spec("ignite") is not None
 
 project = "fastignite"
 author = "the fastignite authors"
@@ -43,37 +53,9 @@ myst_heading_anchors = 3
 
 # -- autodoc ----------------------------------------------------------------------------
 autodoc_member_order = "bysource"
-# The site also builds without torch and pytorch-ignite (the tests run it
-# wherever Sphinx is installed): torch is then a stand-in for autodoc (the
-# docstrings are fastignite's own), and the page of fastignite.ignite, whose
-# classes derive from ignite's and so cannot be imported without it, says it
-# was left out.  The examples that need either skip themselves (see doctest
-# below).
-HAVE_TORCH = importlib.util.find_spec("torch") is not None
-HAVE_IGNITE = HAVE_TORCH and importlib.util.find_spec("ignite") is not None
-autodoc_mock_imports = [] if HAVE_TORCH else ["torch"]
-
-_WITHOUT_IGNITE = """\
-``fastignite.ignite``
-=====================
-
-.. py:module:: fastignite.ignite
-
-This copy of the documentation was built without pytorch-ignite, which the
-drop-in's classes derive from: ``pip install "fastignite[ignite]"`` and build
-it again to see this page.
-"""
-
-
-def _leave_out_the_drop_in(app: object, docname: str, source: list[str]) -> None:
-    if docname == "api/ignite" and not HAVE_IGNITE:
-        source[0] = _WITHOUT_IGNITE
-
-
-def setup(app: object) -> None:
-    app.connect("source-read", _leave_out_the_drop_in)  # type: ignore[attr-defined]
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True  # defaults as written (``lambda x: x``), not their repr
+autodoc_mock_imports = [] if HAVE_TORCH else ["torch"]
 
 # -- doctest ----------------------------------------------------------------------------
 # Every example on the pages is a ``testcode``/``doctest`` block that
@@ -100,3 +82,24 @@ html_theme_options = {
     "body_max_width": "none",
 }
 html_static_path: list[str] = []
+
+# -- without pytorch-ignite ---------------------------------------------------------------
+_WITHOUT_IGNITE = """\
+``fastignite.ignite``
+=====================
+
+.. py:module:: fastignite.ignite
+
+This copy of the documentation was built without pytorch-ignite, which the
+drop-in's classes derive from: ``pip install "fastignite[ignite]"`` and build
+it again to see this page.
+"""
+
+
+def _leave_out_the_drop_in(app: Any, docname: str, source: list[str]) -> None:
+    if docname == "api/ignite" and not HAVE_IGNITE:
+        source[0] = _WITHOUT_IGNITE
+
+
+def setup(app: Any) -> None:
+    app.connect("source-read", _leave_out_the_drop_in)

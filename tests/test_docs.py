@@ -73,7 +73,9 @@ def _missing(*modules: str) -> list[str]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if REQUIRE_DOCS and _missing(*EVERYTHING):
-        pytest.fail(f"FASTIGNITE_REQUIRE_DOCS=1 and {', '.join(_missing(*EVERYTHING))} missing (pip install -e '.[test]')")
+        pytest.fail(
+            f"FASTIGNITE_REQUIRE_DOCS=1 and {', '.join(_missing(*EVERYTHING))} missing (pip install -e '.[test]')"
+        )
     missing = _missing("sphinx", "myst_parser")
     if missing:
         pytest.skip(f"the docs build needs {', '.join(missing)} (pip install -e '.[test]')")
@@ -89,7 +91,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         codes = json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        pytest.fail(f"the docs build did not finish (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        pytest.fail(
+            f"the docs build did not finish (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     out_log = (out / "doctest" / "output.txt").read_text() if (out / "doctest" / "output.txt").exists() else ""
     (out / "build.json").write_text(json.dumps({"codes": codes, "stderr": proc.stderr, "doctest": out_log}))
     return out
