@@ -1,10 +1,13 @@
-"""examples/ignite_digits.py, unchanged, gives the same numbers on fastignite.
+"""examples/ignite_digits.py gives the same numbers on fastignite.
 
 The script is written against pytorch-ignite alone.  It runs once as it is,
-then once per fastignite backend with ``fastignite.ignite.install()`` done by a
-small runner before the script starts; every reproducible number it reports
-(metrics, running averages, learning rates, checkpoint names, early-stopping
-state, digests of the final weights and optimizer state) must be equal with ==.
+then twice on fastignite: unchanged, with ``fastignite.ignite.install()`` done
+by a small runner before the script starts (on the pure twin), and as a user
+following docs/migrating.md makes it (on the default twin): a copy with the
+edit that page shows, applied from the page itself.  Every reproducible number
+it reports (metrics, running averages, learning rates, checkpoint names,
+early-stopping state, digests of the final weights and optimizer state) must
+be equal with ==, and the guided run must print the lines the page shows.
 
 The runner also proves the install took: it wraps ignite's
 ``create_supervised_trainer`` / ``create_supervised_evaluator`` to record the
@@ -18,6 +21,7 @@ import ast
 import importlib.util
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -35,13 +39,16 @@ SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "ignite_digits.py
 # this seed, so the terminate path is part of what gets compared.
 ARGS = ["--epochs", "10", "--patience", "2"]
 
-# Runs the script under fastignite's drop-in.  argv: report path, script, args.
+# Runs the script, under fastignite's drop-in when told to install it (a script
+# edited as docs/migrating.md says installs it itself).  argv: "install" or
+# "as-is", report path, script, args.
 RUNNER = r"""
 import json, runpy, sys
 
 import fastignite
 import fastignite.ignite
-fastignite.ignite.install()
+if sys.argv[1] == "install":
+    fastignite.ignite.install()
 
 import ignite.engine
 import ignite.engine.engine
@@ -74,7 +81,7 @@ for name in ("_run_once_on_dataset_as_gen", "_run_once_on_dataset_legacy"):
     setattr(ignite.engine.engine.Engine, name, counted)
     ignite_loops[name] = 0
 
-report_path, script, *script_args = sys.argv[1:]
+report_path, script, *script_args = sys.argv[2:]
 sys.argv = [script, *script_args]
 try:
     runpy.run_path(script, run_name="__main__")
@@ -96,10 +103,11 @@ def _compiled_available() -> bool:
     return importlib.util.find_spec("fastignite._dispatch_c") is not None
 
 
-BACKENDS = [
-    pytest.param("compiled", marks=pytest.mark.skipif(not _compiled_available(), reason="compiled twin not built")),
-    "pure",
-]
+# (backend, how the script is made to run on fastignite): the user's way on the
+# default twin, the unchanged script on the other.
+RUNS = [("compiled" if _compiled_available() else "pure", "guide"), ("pure", "install")]
+
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "migrating.md"
 
 
 def _env(backend: str | None) -> dict[str, str]:
@@ -113,9 +121,44 @@ def _env(backend: str | None) -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> None:
+def _run(cmd: list[str], env: dict[str, str]) -> str:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{cmd[:3]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout
+
+
+def _guide_block(name: str) -> list[str]:
+    """The lines of the ``{code-block}`` named ``name`` in docs/migrating.md."""
+    lines = GUIDE.read_text().splitlines()
+    start = lines.index(f":name: {name}")
+    block = lines[start + 1 : lines.index("```", start)]
+    return block[1:] if block and not block[0].strip() else block  # the blank line after the options
+
+
+def apply_guide_edit(source: str) -> str:
+    """The script as docs/migrating.md's diff makes it: each hunk's context and
+    removed lines found in order, replaced by its context and added lines."""
+    diff = _guide_block("ignite-digits-edit")
+    hunks: list[list[str]] = []
+    for line in diff:
+        if line.startswith("@@"):
+            hunks.append([])
+        elif hunks and not line.startswith(("---", "+++")):
+            hunks[-1].append(line or " ")  # an empty line is an empty context line
+    assert hunks, "docs/migrating.md shows no hunk"
+    lines = source.splitlines()
+    at = 0
+    for hunk in hunks:
+        old = [h[1:] for h in hunk if h[0] in " -"]
+        new = [h[1:] for h in hunk if h[0] in " +"]
+        for i in range(at, len(lines) - len(old) + 1):
+            if lines[i : i + len(old)] == old:
+                lines[i : i + len(old)] = new
+                at = i + len(new)
+                break
+        else:
+            raise AssertionError(f"docs/migrating.md's edit does not apply to {SCRIPT.name}: {old}")
+    return "\n".join(lines) + "\n"
 
 
 def _script_args(out: Path) -> list[str]:
@@ -153,15 +196,28 @@ def test_plain_run_is_sane(plain_result: dict) -> None:
     assert plain_result["reloaded"]["val_accuracy"] == max(plain_result["val_accuracy"])
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=RUNS, ids=[f"{b}-{how}" for b, how in RUNS])
 def fast_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The same script, unchanged, under fastignite.ignite.install() on one backend."""
-    backend = request.param
-    out = tmp_path_factory.mktemp(f"fast_{backend}")
+    """The script on fastignite, on one backend: unchanged under a runner that
+    calls fastignite.ignite.install() ("install"), or edited as the migration
+    guide says ("guide")."""
+    backend, how = request.param
+    out = tmp_path_factory.mktemp(f"fast_{backend}_{how}")
     report = out / "report.json"
-    _run([sys.executable, "-c", RUNNER, str(report), str(SCRIPT), *_script_args(out)], _env(backend))
+    script = SCRIPT
+    if how == "guide":
+        script = out / "fast_digits.py"
+        script.write_text(apply_guide_edit(SCRIPT.read_text()))
+        assert "fastignite.ignite.install()" in script.read_text()
+    stdout = _run(
+        [sys.executable, "-c", RUNNER, "as-is" if how == "guide" else "install", str(report), str(script),
+         *_script_args(out)],
+        _env(backend),
+    )  # fmt: skip
     return {
         "backend": backend,
+        "how": how,
+        "stdout": stdout,
         "info": json.loads(report.read_text()),
         "result": json.loads((out / "result.json").read_text()),
     }
@@ -185,3 +241,15 @@ def test_dropin_numbers_match_plain_ignite(fast_run: dict, plain_result: dict) -
     differing = sorted(k for k in plain_result.keys() | result.keys() if plain_result.get(k) != result.get(k))
     assert not differing, {k: (plain_result.get(k), result.get(k)) for k in differing}
     assert result == plain_result
+
+
+@pytest.mark.parametrize("fast_run", RUNS[:1], ids=[f"{b}-{how}" for b, how in RUNS[:1]], indirect=True)
+def test_the_guided_run_prints_what_the_guide_shows(fast_run: dict) -> None:
+    assert fast_run["how"] == "guide"
+    if not (sys.platform == "linux" and platform.machine() == "x86_64"):
+        pytest.skip("docs/migrating.md shows the numbers of Linux x86-64; floats may differ elsewhere")
+    printed = fast_run["stdout"].splitlines()
+    shown = _guide_block("ignite-digits-output")
+    assert len(shown) >= 10
+    missing = [line for line in shown if line not in printed]
+    assert not missing, f"lines docs/migrating.md shows that the run did not print: {missing}\n{fast_run['stdout']}"

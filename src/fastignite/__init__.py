@@ -1,5 +1,5 @@
 """fastignite: pytorch-ignite's event-driven training loop, with Ignite.jl's extras,
-on a hot path built to cost what a hand-written loop costs.
+on a hot path built to cost what a hand-written loop costs::
 
     from fastignite import Engine, Events
 

@@ -5,8 +5,8 @@ Names and signatures are ignite's (``ignite.engine.deterministic``):
 :class:`DeterministicEngine`, :class:`ReproducibleBatchSampler`,
 :func:`keep_random_state`, :func:`update_dataloader`.
 
-Epoch-level data-flow synchronisation (the same as ignite's)
------------------------------------------------------------
+.. rubric:: Epoch-level data-flow synchronisation (the same as ignite's)
+
 At ``Events.STARTED`` the engine draws ``state.seed`` (from torch's global
 generator, ``torch.randint(0, 10**9)``, exactly as ignite does, so a run seeded
 the same way sees the same data order as under ignite).  Each time the data is
@@ -18,8 +18,8 @@ map-style dataset gets its batch sampler wrapped in a
 :class:`ReproducibleBatchSampler`, which draws a whole pass's batches up front, so
 that a pass can be started at any batch.
 
-Exact mid-epoch resume (beyond ignite)
---------------------------------------
+.. rubric:: Exact mid-epoch resume (beyond ignite)
+
 ``state_dict()`` records, under ``"rng_states"``, the states of the global
 ``random``, ``numpy.random`` and torch CPU generators *at the moment it is
 called*, plus the run's seed.  After ``load_state_dict(sd)``, ``run()``:

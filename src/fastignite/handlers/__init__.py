@@ -1,4 +1,4 @@
-"""What a training run needs around the engine, with ignite's names and signatures.
+"""What a training run needs around the engine, with ignite's names and signatures::
 
     from fastignite.handlers import Checkpoint, DiskSaver, EarlyStopping, ProgressBar
 
