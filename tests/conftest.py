@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -121,3 +122,29 @@ def backend(twin: ModuleType) -> str:
 def Engine(twin: ModuleType) -> type:
     """fastignite.Engine, whose engines run on the twin under test."""
     return fastignite.Engine
+
+
+# -- ignite's conformance suites in the background (tests/conformance/background.py) --
+
+
+def _is_conformance(item: pytest.Item) -> bool:
+    return item.path.name == "test_conformance.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Stable: the conformance tests keep their order, at the end of the run.
+    items.sort(key=_is_conformance)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly or not any(_is_conformance(i) for i in session.items):
+        return
+    module = next(i for i in session.items if _is_conformance(i)).module
+    from tests.conformance import background
+
+    background.start(module.suite_jobs())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if "tests.conformance.background" in sys.modules:
+        sys.modules["tests.conformance.background"].cancel()

@@ -5,7 +5,6 @@ tests/conformance/fetch_ignite_tests.py and tests/conformance/ignite_alias_plugi
 """
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -39,24 +38,30 @@ MIN_PASSED_ESSENTIALS = 35
 
 
 # Each suite is a subprocess that keeps one core busy for one to two minutes.
-# They are all started when the first of these tests runs, two at a time (this
-# machine has two cores), and each test waits for its own: the module takes
-# about half the time it takes one after the other.
-MODES = ("alias", "essentials", "dropin")
+# tests/conftest.py starts them in the background when collection ends (see
+# tests/conformance/background.py) and runs these tests last; run alone (or
+# without that), the fixture starts them itself.
+MODES = ("dropin", "essentials", "alias")  # longest first
 _NEEDS_TORCH = {"essentials", "dropin"}
+
+
+def suite_jobs() -> dict:
+    """(mode, backend) -> a callable running that suite, longest first."""
+    import importlib.util
+
+    has_torch = importlib.util.find_spec("torch") is not None
+    modes = [m for m in MODES if has_torch or m not in _NEEDS_TORCH]
+    return {(mode, backend): (lambda mode=mode, backend=backend: run_ignite_suite(backend, mode=mode))
+            for mode in modes for backend in BACKENDS}
 
 
 @pytest.fixture(scope="module")
 def suites():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        modes = [m for m in MODES if m not in _NEEDS_TORCH]
-    else:
-        modes = list(MODES)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        yield {(mode, backend): pool.submit(run_ignite_suite, backend, mode=mode)
-               for mode in modes for backend in BACKENDS}
+    from tests.conformance import background
+
+    if not background.started():
+        background.start(suite_jobs())
+    return background.futures()
 
 
 def _result(suites, mode: str, backend: str) -> dict:
