@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         left_out = [s.title for s in sc.SCENARIOS if s not in scenarios]
         notes.append(
             f"--quick: runs of {n:,} iterations, minimum of {repeats} repeats"
-            f"{'; left out: ' + ', '.join(left_out) if left_out else ''}.  The full run (no --quick: every row, "
+            f"{'; left out: ' + ', '.join(left_out) if left_out else ''}. The full run (no --quick: every row, "
             f"{sc.DEFAULT_N:,} iterations, {sc.DEFAULT_REPEATS} repeats) is steadier."
         )
     rp.report(scenarios, n=n, repeats=repeats, other_stat=False, png=args.plot, notes=notes)
