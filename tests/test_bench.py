@@ -1,7 +1,8 @@
 """``python -m fastignite bench``: the README's speed table measured by an installed fastignite.
 
-One test runs the real ``--quick`` (what a user types); the others run the
-same code on a few scenarios and very short runs (the hidden ``--n``,
+One test runs the real ``--quick`` (what a user types; about 15 s, so not in
+the light runs on CI's other interpreters); the others run the same code on a
+few scenarios and very short runs (the hidden ``--n``,
 ``--repeats`` and ``--only``), in a child interpreter where a missing package
 (ignite and torch, the compiled twin, matplotlib) is simulated by making its
 import fail.  Argument errors are checked in this process: argparse stops
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import fastignite
-from conftest import BACKENDS
+from conftest import BACKENDS, HYPOTHESIS_PROFILE_ENV, LIGHT_PROFILE
 from fastignite.__main__ import main
 from fastignite._bench import cli
 from fastignite._bench import report as rp
@@ -96,6 +97,10 @@ def assert_measured(cell: str) -> None:
 # -- the real --quick ---------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(
+    os.environ.get(HYPOTHESIS_PROFILE_ENV) == LIGHT_PROFILE,
+    reason="the light runs (CI's other interpreters) run the short tests of the same code; the main run runs --quick",
+)
 def test_quick_prints_the_table_of_every_implementation_here(tmp_path):
     """What the README tells users to run: every --quick row, with the compiled and pure
     columns measured (compiled "not built" where it is not), ignite's where it imports;
