@@ -2,7 +2,7 @@
 
 The same scenarios, measurement and table as ``benchmarks/report.py`` (both call
 ``report.report``); only the options differ.  ``--quick`` trades precision for
-time: shorter runs and fewer repeats, every scenario kept.
+time: shorter runs, fewer repeats and one row fewer.
 """
 
 from __future__ import annotations
