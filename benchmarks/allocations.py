@@ -3,10 +3,10 @@
     PYTHONPATH=src python benchmarks/allocations.py [--n N] [--only KEY ...] [--all]
                                                     [--detail] [--markdown]
 
-For each scenario of scenarios.py and each implementation (the hand-written
-loop, fastignite's compiled twin if ``fastignite._dispatch_c`` imports, its
-pure twin; not ignite, whose import of torch would take minutes under
-valgrind) it prints the heap allocations one iteration makes, and the excess
+For each scenario of fastignite/_bench/scenarios.py and each implementation
+(the hand-written loop, fastignite's compiled twin if ``fastignite._dispatch_c``
+imports, its pure twin; not ignite, whose import of torch would take minutes
+under valgrind) it prints the heap allocations one iteration makes, and the excess
 over the hand loop.
 
 How it counts
@@ -86,9 +86,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import scenarios as sc
-
 import fastignite
+from fastignite._bench import scenarios as sc
 
 HERE = Path(__file__).resolve().parent
 # Iterations past 2,570, so that count // 10 (computed by every=10 filters) is

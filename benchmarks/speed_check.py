@@ -5,7 +5,7 @@
 Measures, side by side in this one process, the ns per iteration of
 ``Engine(step).run(data, max_epochs=1)`` with no handler (``step`` returns its
 batch, ``data`` a list of N items) and of the hand loop making the same call:
-the "0 handlers, sized list data" scenario of scenarios.py, on the backend
+the "0 handlers, sized list data" scenario of fastignite/_bench/scenarios.py, on the backend
 fastignite picked at import.  Repeats interleave the two; each keeps its minimum.
 
 Exits 1 when fastignite.BACKEND is not "compiled" (unless --allow-pure), or when
@@ -19,13 +19,8 @@ import argparse
 import os
 import sys
 
-# scenarios.py sits next to this file: found even under PYTHONSAFEPATH=1, which
-# leaves the script's folder off sys.path.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import scenarios as sc  # noqa: E402
-
-import fastignite  # noqa: E402
+import fastignite
+from fastignite._bench import scenarios as sc
 
 SCENARIO = next(s for s in sc.SCENARIOS if s.key == "0h-list")
 

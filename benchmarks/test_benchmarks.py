@@ -1,4 +1,4 @@
-"""pytest-benchmark runs of the scenarios in scenarios.py, one test per
+"""pytest-benchmark runs of the scenarios in fastignite/_bench/scenarios.py, one test per
 (scenario, implementation).  Not part of the default test run (testpaths is
 ["tests"]); run explicitly:
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-import scenarios as sc
+from fastignite._bench import scenarios as sc
 
 # Small, so that the whole file runs in well under two minutes.
 N = 20_000

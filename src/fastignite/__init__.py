@@ -12,6 +12,7 @@ from .engine import Engine, FiringCounters
 from .events import CallableEventWithFilter, EventEnum, Events, EventsList, RemovableEventHandle, State
 from .filters import every_filter, once_filter, throttle_filter, timeout_filter
 
+# The one place the version is written: pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 # Loaded on first use: these pull in torch when they need it, and

@@ -1,4 +1,10 @@
-"""Benchmark scenarios shared by ``report.py`` and ``test_benchmarks.py``.
+"""The benchmark scenarios, and how they are measured.
+
+One code path for every speed figure: ``python -m fastignite bench``,
+``benchmarks/report.py`` (the README's table and plot), ``benchmarks/speed_check.py``,
+``benchmarks/allocations.py`` and ``benchmarks/test_benchmarks.py`` all run these
+scenarios.  They live in the package, not in ``benchmarks/``, so that an
+installed wheel (which has no ``benchmarks/``) can measure them too.
 
 Each scenario is one engine configuration (process function, handlers, data),
 measured per iteration on up to five implementations:
@@ -25,7 +31,7 @@ import importlib
 import itertools
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -95,8 +101,14 @@ def _scenarios() -> list[Scenario]:
     # The scaling curve: k handlers with every=k, one handler call per iteration on average.
     for k in (10, 100, 1000, 10000):
         rows.append(
-            Scenario(f"{k}h-every{k}", f"{k} handlers ITERATION_COMPLETED(every={k})", "iteration_completed", k,
-                     every=k, curves=("scaling",))
+            Scenario(
+                f"{k}h-every{k}",
+                f"{k} handlers ITERATION_COMPLETED(every={k})",
+                "iteration_completed",
+                k,
+                every=k,
+                curves=("scaling",),
+            )
         )
     rows += [
         Scenario("custom-0h", "process function fires a custom event, 0 handlers", "custom_event", 0),
@@ -104,8 +116,13 @@ def _scenarios() -> list[Scenario]:
     ]
     for k in (0, 16, 64, 256):
         rows.append(
-            Scenario(f"six-{k}h", f"Ignite.jl benchmark: six loop events, {k} handlers each", "six_events", k,
-                     curves=("six",))
+            Scenario(
+                f"six-{k}h",
+                f"Ignite.jl benchmark: six loop events, {k} handlers each",
+                "six_events",
+                k,
+                curves=("six",),
+            )
         )
     return rows
 
@@ -113,7 +130,7 @@ def _scenarios() -> list[Scenario]:
 SCENARIOS: list[Scenario] = _scenarios()
 
 
-def iterations(scenario: Scenario, impl: "Implementation", n: int) -> int:
+def iterations(scenario: Scenario, impl: Implementation, n: int) -> int:
     """Iterations one timed run of ``impl`` makes on ``scenario`` for base size ``n``."""
     count = n // impl.n_divisor
     per_iteration = scenario.visits_per_iteration if impl.key == "ignite" else scenario.calls_per_iteration
@@ -127,7 +144,7 @@ def iterations(scenario: Scenario, impl: "Implementation", n: int) -> int:
     return scenario.period
 
 
-def covers_periods(scenario: Scenario, impl: "Implementation", n: int) -> bool:
+def covers_periods(scenario: Scenario, impl: Implementation, n: int) -> bool:
     """False when the window is shorter than one period, so no filtered handler ran
     in it: the cost then leaves out the ~1 handler call per iteration a full
     period averages (negligible next to ignite's per-handler filter checks)."""
@@ -181,14 +198,19 @@ def _timed(run: Callable[[], Any]) -> float:
 # else; the iteration counter is kept because filters and state need it.
 
 
-def _loop_plain(e: Any, step: Callable, batches: Iterable) -> None:
+# What a process function and a handler are to the loops.
+Step = Callable[[Any, Any], Any]
+Handler = Callable[[Any], None]
+
+
+def _loop_plain(e: Any, step: Step, batches: Iterable[Any]) -> None:
     it = 0
     for b in batches:
         it += 1
         out = step(e, b)  # noqa: F841 - an engine keeps the output too
 
 
-def _loop_each(e: Any, step: Callable, batches: Iterable, hs: Sequence[Callable]) -> None:
+def _loop_each(e: Any, step: Step, batches: Iterable[Any], hs: Sequence[Handler]) -> None:
     it = 0
     for b in batches:
         it += 1
@@ -197,7 +219,7 @@ def _loop_each(e: Any, step: Callable, batches: Iterable, hs: Sequence[Callable]
             h(e)
 
 
-def _loop_every(e: Any, step: Callable, batches: Iterable, hs: Sequence[Callable], k: int) -> None:
+def _loop_every(e: Any, step: Step, batches: Iterable[Any], hs: Sequence[Handler], k: int) -> None:
     it = 0
     for b in batches:
         it += 1
@@ -207,7 +229,7 @@ def _loop_every(e: Any, step: Callable, batches: Iterable, hs: Sequence[Callable
                 h(e)
 
 
-def _loop_six(e: Any, step: Callable, batches: Iterable, hs: dict[str, Sequence[Callable]]) -> None:
+def _loop_six(e: Any, step: Step, batches: Iterable[Any], hs: dict[str, Sequence[Handler]]) -> None:
     for h in hs["STARTED"]:
         h(e)
     for h in hs["EPOCH_STARTED"]:
@@ -227,7 +249,7 @@ def _loop_six(e: Any, step: Callable, batches: Iterable, hs: dict[str, Sequence[
         h(e)
 
 
-def _hand_fire(hs: Sequence[Callable]) -> Callable[[Any], None]:
+def _hand_fire(hs: Sequence[Handler]) -> Handler:
     """The hand-written stand-in for firing an event: a function calling its handlers."""
 
     def fire(e: Any) -> None:
@@ -237,7 +259,7 @@ def _hand_fire(hs: Sequence[Callable]) -> Callable[[Any], None]:
     return fire
 
 
-def _hand_step_firing(fire: Callable[[Any], None]) -> Callable[[Any, Any], Any]:
+def _hand_step_firing(fire: Handler) -> Step:
     def step(e: Any, b: Any) -> Any:
         fire(e)
         return b
@@ -245,8 +267,8 @@ def _hand_step_firing(fire: Callable[[Any], None]) -> Callable[[Any, Any], Any]:
     return step
 
 
-def _hand_loop(scenario: Scenario) -> Callable[[Any, Iterable], None]:
-    """``loop(e, batches)`` for the scenario, with its handlers bound."""
+def _hand_loop(scenario: Scenario) -> Callable[..., None]:
+    """``loop(e, batches=...)`` for the scenario, with its handlers bound."""
     k = scenario.handlers
     if scenario.shape == "custom_event":
         return functools.partial(_loop_plain, step=_hand_step_firing(_hand_fire(_new_handlers(k))))
@@ -275,8 +297,9 @@ def _prepare_hand_loop(scenario: Scenario) -> Callable[[int], Callable[[], None]
 # -- engines (fastignite and ignite share the API) -------------------------------------
 
 
-def _custom_event_enum(event_enum: type) -> type:
-    class BenchEvents(event_enum):  # type: ignore[misc, valid-type]
+def _custom_event_enum(event_enum: Any) -> Any:
+    # fastignite's EventEnum or ignite's, which mypy does not follow (Any).
+    class BenchEvents(event_enum):  # type: ignore[misc]
         X = "bench_custom_x"
 
     return BenchEvents
@@ -325,7 +348,7 @@ def _engine_runner(engine: Any, scenario: Scenario) -> Callable[[int], Callable[
 
 
 @contextmanager
-def _on_twin(twin: Any):
+def _on_twin(twin: Any) -> Iterator[None]:
     """Engines built inside run on ``twin`` (an engine keeps the twin it was made with)."""
     from fastignite._backend import use_twin
 
@@ -430,22 +453,24 @@ def measure(
     impls: Sequence[Implementation],
     n: int = DEFAULT_N,
     repeats: int = DEFAULT_REPEATS,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[Scenario, int, int], None] | None = None,
 ) -> dict[tuple[str, str], Result]:
     """Per-iteration costs, keyed by (scenario.key, impl.key).
 
     Within a scenario each repeat runs every implementation once, in an order
     rotated per repeat, so slow drifts and bursts of load on the machine hit
-    all implementations alike."""
+    all implementations alike.  ``progress(scenario, runs_done, runs_total)``
+    is called as each scenario starts and after each timed run."""
     # Everything alive now (torch, ignite, modules) moves out of the collector's
     # reach, so the collection before each timed run scans only our objects.
     gc.collect()
     if hasattr(gc, "freeze"):  # CPython only (PyPy has no gc.freeze)
         gc.freeze()
     results: dict[tuple[str, str], Result] = {}
+    runs_total, runs_done = len(scenarios) * repeats * len(impls), 0
     for scenario in scenarios:
         if progress:
-            progress(scenario.title)
+            progress(scenario, runs_done, runs_total)
         make_runs = {impl.key: impl.prepare(scenario) for impl in impls}
         counts = {impl.key: iterations(scenario, impl, n) for impl in impls}
         for impl in impls:
@@ -458,5 +483,8 @@ def measure(
             for impl in [*impls[shift:], *impls[:shift]]:
                 seconds = _timed(make_runs[impl.key](counts[impl.key]))
                 results[scenario.key, impl.key].ns_per_iteration.append(seconds / counts[impl.key] * 1e9)
+                runs_done += 1
+                if progress:
+                    progress(scenario, runs_done, runs_total)
         del make_runs  # free the engines (10,000 handlers each) before the next scenario
     return results
