@@ -7,6 +7,8 @@ on a hot path built to cost what a hand-written loop costs::
 "pure" (``FASTIGNITE_PURE=1`` forces the pure one).
 """
 
+from typing import Any
+
 from ._backend import BACKEND
 from .engine import Engine, FiringCounters
 from .events import CallableEventWithFilter, EventEnum, Events, EventsList, RemovableEventHandle, State
@@ -33,7 +35,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fastignite' has no attribute {name!r}")

@@ -29,7 +29,58 @@ import platform
 import sysconfig
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class TablesLike(Protocol):
+        """What a twin's ``Tables`` offers the API layer: one engine's event slots,
+        firing counters and dispatch tables."""
+
+        check_allowed: bool
+
+        @property
+        def events(self) -> list[Any]: ...  # slot -> the event registered first
+        @property
+        def last_event(self) -> Any: ...
+        @last_event.setter
+        def last_event(self, event: Any) -> None: ...
+        def add_event(self, event: Any) -> int: ...
+        def slot_of(self, event: Any) -> int | None: ...
+        def invalidate(self, event: Any) -> None: ...
+        def invalidate_all(self) -> None: ...
+        def reset_counts(self) -> None: ...
+        def fired_ever(self, slot: int) -> bool: ...
+        def firings(self, slot: int) -> int: ...
+        def set_firings(self, slot: int, count: int) -> None: ...
+        def count(self, engine: Any, slot: int) -> int: ...
+        def fire(self, engine: Any, slot: int, event_args: tuple[Any, ...] = (), event_kwargs: Any = None) -> None: ...
+        def fire_event(self, engine: Any, event_name: Any) -> None: ...
+
+    class LoopLike(Protocol):
+        """A twin's ``Loop``: one run's iteration loop, driven by ``_driver``."""
+
+        interruptible: bool
+        closed: bool
+
+        @property
+        def iter_counter(self) -> Any: ...
+        @property
+        def restarted(self) -> bool: ...
+        def fire(self, slot: int, event_args: tuple[Any, ...] = (), event_kwargs: Any = None) -> None: ...
+        def start_epoch(self, init_iter: Any) -> None: ...
+        def iterate(self) -> int: ...
+
+    class Twin(Protocol):
+        """A backend twin module: ``_dispatch_py`` or the compiled ``_dispatch_c``."""
+
+        BACKEND: str
+
+        def Tables(self) -> TablesLike: ...
+        def Loop(self, engine: Any, interruptible: bool = True) -> LoopLike: ...
+        def fire_event(self, engine: Any, event_name: Any) -> None: ...
+
 
 __all__ = ["BACKEND", "compiled_unsupported", "fire_event", "twin", "twin_for_new_engines", "use_twin"]
 
@@ -59,7 +110,7 @@ def compiled_unsupported(implementation: str | None = None, gil_disabled: object
     return None
 
 
-def _load_compiled():
+def _load_compiled() -> Twin | None:
     """The compiled twin's module, or None with the pure twin to be used."""
     reason = compiled_unsupported()
     if reason is not None:
@@ -82,30 +133,32 @@ def _load_compiled():
             stacklevel=3,
         )
         return None
-    return module
+    return cast("Twin", module)  # the compiled twin, which mypy does not read
 
 
 _compiled = None if _truthy("FASTIGNITE_PURE") else _load_compiled()
 if _compiled is not None:
-    twin = _compiled
+    twin: Twin = _compiled
 else:
-    from . import _dispatch_py as twin
+    from . import _dispatch_py as _pure
+
+    twin = _pure
 del _compiled
 
 BACKEND: str = twin.BACKEND
 # Engine.fire_event: the default twin's, which fires an engine on either twin.
 fire_event = twin.fire_event
 
-_new_engines_twin: contextvars.ContextVar = contextvars.ContextVar("fastignite_twin")
+_new_engines_twin: contextvars.ContextVar[Twin] = contextvars.ContextVar("fastignite_twin")
 
 
-def twin_for_new_engines() -> Any:
+def twin_for_new_engines() -> Twin:
     """The twin an Engine made now runs on."""
     return _new_engines_twin.get(twin)
 
 
 @contextlib.contextmanager
-def use_twin(chosen: Any) -> Iterator[Any]:
+def use_twin(chosen: Twin) -> Iterator[Twin]:
     """Engines made within the block (directly, or by library code such as
     create_supervised_trainer) run on ``chosen``, a twin module."""
     if getattr(chosen, "BACKEND", None) not in ("pure", "compiled"):

@@ -25,16 +25,38 @@ from __future__ import annotations
 import heapq
 import math
 import operator
-from typing import Any
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._driver import (
-    ENGINE_ONLY, EPOCH_END, EXHAUSTED, MAX_ITERS, NO_ARGS, NOT_LOOP_TABLES,
-    S_GET_BATCH_COMPLETED, S_GET_BATCH_STARTED, S_INTERRUPT, S_ITERATION_COMPLETED, S_ITERATION_STARTED, SIGNAL,
+    ENGINE_ONLY,
+    EPOCH_END,
+    EXHAUSTED,
+    MAX_ITERS,
+    NO_ARGS,
+    NOT_LOOP_TABLES,
+    S_GET_BATCH_COMPLETED,
+    S_GET_BATCH_STARTED,
+    S_INTERRUPT,
+    S_ITERATION_COMPLETED,
+    S_ITERATION_STARTED,
+    SIGNAL,
     SIGNAL_AFTER_ITERATION,
-    STALE, call, call_entries, fire_event_overridden, fire_through, group_records, record,
+    STALE,
+    call,
+    call_entries,
+    fire_event_overridden,
+    fire_through,
+    group_records,
+    record,
 )
 from .events import Events, State
 from .filters import SCHEDULED, _gate_due_of
+
+if TYPE_CHECKING:
+    from ._driver import GroupedRecord, Record
+    from ._registry import Entry
+    from .engine import Engine
 
 __all__ = ["BACKEND", "Loop", "Tables", "fire_event"]
 
@@ -65,13 +87,13 @@ class Table:
         "watch_count", "engine_only_handlers",
     )  # fmt: skip
 
-    def __init__(self, entries: list, records: list, attr: str | None) -> None:
+    def __init__(self, entries: list[Entry], records: list[Record], attr: str | None) -> None:
         self.entries = entries  # the registry list this snapshot was taken from
         self.attr = attr
-        records, groups, shared, members = group_records(records)
-        members = [tuple(records[i] for i in m) for m in members]
-        self.records = tuple(records)
-        self.hot = tuple(r for r in records if r[6] < 0)
+        grouped, groups, shared, positions = group_records(records)
+        members = [tuple(grouped[i] for i in m) for m in positions]
+        self.records = tuple(grouped)
+        self.hot = tuple(r for r in grouped if r[6] < 0)
         self.groups = groups
         self.shared = shared
         self.members = members
@@ -79,12 +101,12 @@ class Table:
         self.next_due = -NEVER if groups else NEVER
         self.last_count = -NEVER
         # A handler moving the count it reads invalidates this firing's filter results.
-        self.watch_count = attr is not None and any(r[1] is not None for r in records)
+        self.watch_count = attr is not None and any(r[1] is not None for r in grouped)
         # The common table: unfiltered handler(engine) calls only, walked without decoding records.
-        plain = all(r[6] == -1 and r[2] == ENGINE_ONLY for r in records)
-        self.engine_only_handlers = tuple(r[0] for r in records) if plain else None
+        plain = all(r[6] == -1 and r[2] == ENGINE_ONLY for r in grouped)
+        self.engine_only_handlers = tuple(r[0] for r in grouped) if plain else None
 
-    def due_records(self, count: int) -> tuple | list:
+    def due_records(self, count: int) -> Sequence[GroupedRecord]:
         """The records to walk at a firing on ``count`` at or past ``next_due``
         (or on a count that did not move forward); reschedules the due groups."""
         heap = self.heap
@@ -121,16 +143,18 @@ class Tables:
     """Slots, counters and dispatch tables of one engine."""
 
     __slots__ = (
-        "slots", "slot_by_id", "events", "counts", "fired_before", "tables", "last_event", "check_allowed", "__weakref__",
+        "slots", "slot_by_id", "events", "counts", "fired_before", "tables", "last_event", "check_allowed",
+        "__weakref__",
     )  # fmt: skip
 
     def __init__(self) -> None:
-        self.slots: dict = {}  # event -> slot (events compare by name)
-        self.slot_by_id: dict = {}  # id(registered event object) -> slot: no __hash__ call
-        self.events: list = []  # slot -> the event object registered first
-        self.counts: list = []  # slot -> firings since the run started
-        self.fired_before: set = set()  # slots fired in an earlier run (see fired_ever)
-        self.tables: list = []  # slot -> None | STALE | Table
+        self.slots: dict[Any, int] = {}  # event -> slot (events compare by name)
+        self.slot_by_id: dict[int, int] = {}  # id(registered event object) -> slot: no __hash__ call
+        self.events: list[Any] = []  # slot -> the event object registered first
+        self.counts: list[int] = []  # slot -> firings since the run started
+        self.fired_before: set[int] = set()  # slots fired in an earlier run (see fired_ever)
+        # slot -> None | STALE | Table (Any: mypy cannot narrow by `is STALE`)
+        self.tables: list[Any] = []
         self.last_event: Any = None  # engine.last_event_name
         self.check_allowed = False  # fire_event checks engine._allowed_events (edited by hand)
 
@@ -174,7 +198,7 @@ class Tables:
         self.check_slot(slot)
         return self.counts[slot] > 0 or slot in self.fired_before
 
-    def build(self, engine: Any, slot: int) -> Table | None:
+    def build(self, engine: Engine, slot: int) -> Table | None:
         self.check_slot(slot)
         event = self.events[slot]
         entries = dict.get(engine._event_handlers, event)
@@ -204,7 +228,7 @@ class Tables:
             raise ValueError(f"count should be an int from 0 to 2**62 - 1, got {count!r}")
         self.counts[slot] = count
 
-    def count(self, engine: Any, slot: int) -> int:
+    def count(self, engine: Engine, slot: int) -> int:
         """The count filters on this slot read: ignite's state attribute for
         built-in and mapped events, else this engine's own firing counter."""
         self.check_slot(slot)
@@ -213,7 +237,7 @@ class Tables:
 
     # -- firing (hot) --------------------------------------------------------
 
-    def fire_event(self, engine: Any, event_name: Any) -> None:
+    def fire_event(self, engine: Engine, event_name: Any) -> None:
         """Engine.fire_event for an engine on this twin."""
         slot = self.slot_of(event_name)
         if slot is None or self.check_allowed:
@@ -227,7 +251,7 @@ class Tables:
             return
         self.fire(engine, slot)
 
-    def fire(self, engine: Any, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
+    def fire(self, engine: Engine, slot: int, event_args: tuple[Any, ...] = (), event_kwargs: Any = None) -> None:
         if slot < 0:  # a larger slot raises IndexError below, as check_slot would
             self.check_slot(slot)
         self.last_event = self.events[slot]
@@ -263,7 +287,7 @@ class Tables:
         else:
             records = table.due_records(count)
         shared = table.shared
-        results = None  # shared filter group -> its answer at this firing, made when needed
+        results: dict[int, bool] | None = None  # shared filter group -> its answer at this firing, made when needed
         watch_count = table.watch_count
         for handler, event_filter, shape, args, kwargs, index, group in records:
             if group != -1:
@@ -300,7 +324,7 @@ def _moved(now: Any, count: Any) -> bool:
     return now is not count and now != count
 
 
-def fire_event(engine: Any, event_name: Any) -> None:
+def fire_event(engine: Engine, event_name: Any) -> None:
     """Fire a (registered) event now, e.g. a custom event from the process function."""
     engine._tables.fire_event(engine, event_name)
 
@@ -330,7 +354,7 @@ class Loop:
 
     __slots__ = ("engine", "tables", "fire_raw", "interruptible", "closed", "iter_counter", "restarted", "steps")
 
-    def __init__(self, engine: Any, interruptible: bool = True) -> None:
+    def __init__(self, engine: Engine, interruptible: bool = True) -> None:
         # The loop fires its events by slot number: the tables must be this
         # twin's and hold them (the compiled loop indexes them unchecked).
         tables = engine._tables
@@ -339,14 +363,14 @@ class Loop:
         self.engine = engine
         self.tables = tables
         # A subclass's _fire_event sees every firing, as in ignite.
-        self.fire_raw = fire_through(engine) if fire_event_overridden(engine) else tables.fire
+        self.fire_raw: Callable[..., None] = fire_through(engine) if fire_event_overridden(engine) else tables.fire
         self.interruptible = interruptible
         self.closed = False  # set by the driver when close() reached the run at its yield
         self.iter_counter: Any = 0
         self.restarted = False
-        self.steps: Any = None
+        self.steps: Generator[tuple[int, Any, bool], None, None] | None = None
 
-    def fire(self, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
+    def fire(self, slot: int, event_args: tuple[Any, ...] = (), event_kwargs: Any = None) -> None:
         """Fire one of the loop's events (slots 0..S_INTERRUPT only, as the compiled twin)."""
         if not 0 <= slot <= S_INTERRUPT:
             raise IndexError(f"slot should be a loop event's, 0..{S_INTERRUPT}, got {slot}")
@@ -360,13 +384,16 @@ class Loop:
 
     def iterate(self) -> int:
         try:
-            status, self.iter_counter, self.restarted = next(self.steps)
+            # The driver calls start_epoch first (steps is None only before it).
+            status, self.iter_counter, self.restarted = next(self.steps)  # type: ignore[arg-type]
         except _HandlerStop as stop:
             raise stop.args[0] from None
         return status
 
 
-def iterations(engine: Any, tables: Tables, fire: Any, iter_counter: Any) -> Any:
+def iterations(
+    engine: Engine, tables: Tables, fire: Callable[..., None], iter_counter: Any
+) -> Generator[tuple[int, Any, bool], None, None]:
     """The iterations of one epoch, as a generator that yields where
     ``Loop.iterate`` returns: ``(status, iter_counter, restarted)``; the driver
     resumes it.  (It holds no reference to its Loop: a run ended with the
@@ -384,7 +411,8 @@ def iterations(engine: Any, tables: Tables, fire: Any, iter_counter: Any) -> Any
                         fire(engine, S_GET_BATCH_STARTED)
                         if engine._signal:
                             yield SIGNAL, iter_counter, restarted
-                engine.state.batch = next(engine._dataloader_iter)
+                # run_epoch refuses to start an epoch without a data iterator.
+                engine.state.batch = next(engine._dataloader_iter)  # type: ignore[arg-type]
                 engine.state.output = None
                 if engine.state.dataloader is not None:
                     fire(engine, S_GET_BATCH_COMPLETED)

@@ -28,7 +28,20 @@ import math
 import time
 import warnings
 import weakref
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._backend import LoopLike
+    from ._registry import Entry
+    from .engine import Engine
+    from .events import State
+    from .filters import FilterCallable
+
+    # A table's record of a registry entry: (handler, filter, shape, args, kwargs, index).
+    Record = tuple[Callable[..., Any], FilterCallable | None, int, tuple[Any, ...], dict[str, Any], int]
+    # A record with its filter group appended (see group_records).
+    GroupedRecord = tuple[Callable[..., Any], FilterCallable | None, int, tuple[Any, ...], dict[str, Any], int, int]
 
 from . import distributed
 from ._registry import FilteredHandler
@@ -106,11 +119,11 @@ NOT_LOOP_TABLES = (
 # -- records ------------------------------------------------------------------------
 
 
-def record(engine: Any, index: int, entry: tuple) -> tuple:
+def record(engine: Engine, index: int, entry: Entry) -> Record:
     """A registry entry ``(handler, args, kwargs)`` at ``index`` as a table's
     record ``(handler, filter, shape, args, kwargs, index)``."""
     handler, args, kwargs = entry
-    event_filter = None
+    event_filter: FilterCallable | None = None
     # A filtered entry made for another engine (a deepcopy's entries, or ones
     # moved between registries) stays opaque: its filter reads the count of the
     # engine it was made for, as ignite's wrapper, a closure over that engine, does.
@@ -127,19 +140,22 @@ def record(engine: Any, index: int, entry: tuple) -> tuple:
     return (handler, event_filter, shape, args, kwargs, index)
 
 
-def group_records(records: list) -> tuple[list, list, list, list]:
+def group_records(
+    records: list[Record],
+) -> tuple[list[GroupedRecord], list[FilterCallable], list[bool], list[list[int]]]:
     """Give each record its group: -1 for no filter, -2 for a filter evaluated
     at every firing (time or user code), else its filter group.  Records whose
     filters have the same key share a group, evaluated once per firing; a
     gated opaque filter has a group of its own.  Returns the records with
     their group appended, each group's filter (its first record's), whether the
     group is shared, and each group's record positions."""
-    grouped: list = []
-    groups: list = []
-    shared: list = []
-    members: list = []
-    by_key: dict = {}
+    grouped: list[GroupedRecord] = []
+    groups: list[FilterCallable] = []
+    shared: list[bool] = []
+    members: list[list[int]] = []
+    by_key: dict[object, int] = {}
     for handler, event_filter, shape, args, kwargs, index in records:
+        group: int | None
         if event_filter is None:
             group = -1
         elif not is_gated(event_filter):
@@ -160,7 +176,14 @@ def group_records(records: list) -> tuple[list, list, list, list]:
     return grouped, groups, shared, members
 
 
-def call(engine: Any, handler: Any, shape: int, args: tuple, kwargs: dict, event_args: tuple) -> None:
+def call(
+    engine: Engine,
+    handler: Callable[..., Any],
+    shape: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    event_args: tuple[Any, ...],
+) -> None:
     """Call a record's handler as its shape says."""
     if shape == ENGINE or shape == ENGINE_ONLY:
         handler(engine, *event_args, *args, **kwargs)
@@ -174,7 +197,13 @@ def call(engine: Any, handler: Any, shape: int, args: tuple, kwargs: dict, event
 
 
 def call_entries(
-    engine: Any, entries: list, start: int, attr: str | None, count: Any, event_args: tuple, event_kwargs: Any
+    engine: Engine,
+    entries: list[Entry],
+    start: int,
+    attr: str | None,
+    count: Any,
+    event_args: tuple[Any, ...],
+    event_kwargs: Any,
 ) -> None:
     """Walk a live registry list from ``start`` the way ignite does: the list may
     grow or shrink under the walk, and filters read the count afresh each time.
@@ -200,18 +229,18 @@ def call_entries(
 _base_fire_event: Any = None  # Engine._fire_event, set by engine.py (which imports this module)
 
 
-def fire_event_overridden(engine: Any) -> bool:
+def fire_event_overridden(engine: Engine) -> bool:
     """Whether the engine's class overrides ``_fire_event``: then, as in ignite,
     every firing goes through it."""
     return type(engine)._fire_event is not _base_fire_event
 
 
-def fire_through(engine: Any) -> Any:
+def fire_through(engine: Engine) -> Callable[..., None]:
     """A ``fire(engine, slot, event_args, event_kwargs)``, as ``Tables.fire``,
     that fires through the engine's own ``_fire_event``."""
     events = engine._tables.events
 
-    def fire(engine: Any, slot: int, event_args: tuple = (), event_kwargs: Any = None) -> None:
+    def fire(engine: Engine, slot: int, event_args: tuple[Any, ...] = (), event_kwargs: Any = None) -> None:
         engine._fire_event(events[slot], *event_args, **(event_kwargs or {}))
 
     return fire
@@ -230,7 +259,7 @@ _EPOCH_COMPLETED = Events.EPOCH_COMPLETED.name  # keys of state.times
 _COMPLETED = Events.COMPLETED.name
 
 
-def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
+def run_as_gen(engine: Engine, interruptible: bool = True) -> Generator[State, None, State]:
     """ignite's run as a generator, on the engine's twin: STARTED, epochs until
     done or terminated, COMPLETED.  It yields the state when interrupted
     (``interruptible``) and returns it at the end."""
@@ -251,7 +280,7 @@ def run_as_gen(engine: Any, interruptible: bool = True) -> Any:
             engine._update_signal()
 
 
-def _run(engine: Any, loop: Any, agreement: Any) -> Any:
+def _run(engine: Engine, loop: LoopLike, agreement: distributed.Agreement | None) -> Generator[State, None, State]:
     times = engine.state.times
     times[_EPOCH_COMPLETED] = 0.0
     times[_COMPLETED] = 0.0
@@ -284,7 +313,9 @@ def _run(engine: Any, loop: Any, agreement: Any) -> Any:
                     engine.should_terminate_single_epoch = False
                 if engine._signal:
                     yield from on_signal(engine, loop, distributed.EPOCH_COMPLETED)
-                engine.logger.info("Epoch[%s] Complete. Time taken: %s", engine.state.epoch, hours_mins_secs(epoch_time))
+                engine.logger.info(
+                    "Epoch[%s] Complete. Time taken: %s", engine.state.epoch, hours_mins_secs(epoch_time)
+                )
         except TerminateRun:
             loop.fire(S_TERMINATE)
         except TerminateEpoch:
@@ -311,7 +342,7 @@ def _run(engine: Any, loop: Any, agreement: Any) -> Any:
     return engine.state
 
 
-def run_epoch(engine: Any, loop: Any) -> Any:
+def run_epoch(engine: Engine, loop: LoopLike) -> Generator[State, None, float]:
     """One epoch of iterations (a generator, like run_as_gen); returns the time
     it took.  Ends at epoch_length iterations, at the data's end (which, for
     data of unknown length, fixes epoch_length), at max_iters, or on a flag."""
@@ -343,7 +374,9 @@ def run_epoch(engine: Any, loop: Any) -> Any:
                 if loop.restarted:
                     # Restarting the data gave nothing either.
                     if not engine._is_done(state):
-                        total = state.epoch_length * state.max_epochs if state.max_epochs is not None else state.max_iters
+                        total = (
+                            state.epoch_length * state.max_epochs if state.max_epochs is not None else state.max_iters
+                        )
                         warnings.warn(
                             "Data iterator can not provide data anymore but required total number of "
                             "iterations to run is not reached. "
@@ -363,13 +396,14 @@ def run_epoch(engine: Any, loop: Any) -> Any:
     except Exception as e:
         agreement = engine._agreement
         if agreement is not None:
-            e = agreement.failed(engine, e)
+            # Rebinding `e` (the except clause then deletes it: no frame cycle).
+            e = agreement.failed(engine, e)  # type: ignore[assignment]
         engine.logger.error("Current run is terminating due to exception: %s", e)
         engine._handle_exception(e)
     return time.time() - start_time
 
 
-def on_signal(engine: Any, loop: Any, point: int = 0) -> Any:
+def on_signal(engine: Engine, loop: LoopLike, point: int = 0) -> Generator[State, None, None]:
     """What a set flag means at a check point: stop the run, stop the epoch, or
     (interrupt) hand the state back to run()'s caller until the next run().
 
@@ -397,7 +431,7 @@ def on_signal(engine: Any, loop: Any, point: int = 0) -> Any:
             raise
 
 
-def fire_timed(engine: Any, loop: Any, slot: int, times_key: str, elapsed: float) -> float:
+def fire_timed(engine: Engine, loop: LoopLike, slot: int, times_key: str, elapsed: float) -> float:
     """Fire, adding the handlers' time to ``elapsed`` (kept in state.times, as in ignite)."""
     start = time.time()
     loop.fire(slot)

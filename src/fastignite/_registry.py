@@ -13,9 +13,15 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._watched import LIST_MUTATORS, report_changes
+
+if TYPE_CHECKING:
+    from ._backend import TablesLike
+
+# One registration, as ignite keeps it: (handler, args, kwargs).
+Entry = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class FilteredHandler:
@@ -26,7 +32,9 @@ class FilteredHandler:
     ``_parent`` is ignite's way for callers to find the user's function.
     """
 
-    def __init__(self, handler: Callable, event_filter: Callable, event: Any, engine: Any) -> None:
+    def __init__(
+        self, handler: Callable[..., Any], event_filter: Callable[[Any, int], object], event: Any, engine: Any
+    ) -> None:
         functools.update_wrapper(self, handler)
         # update_wrapper copies only the names the handler has.  ignite's wrapper is
         # a nested function, which keeps its own names when the handler (a callable
@@ -53,7 +61,7 @@ class FilteredHandler:
         return f"<filtered {self.handler!r} on {self.event!r}>"
 
 
-class HandlerList(list):
+class HandlerList(list[Entry]):
     """One event's ``(handler, args, kwargs)`` entries; any change marks the
     event's dispatch table stale.
 
@@ -64,7 +72,7 @@ class HandlerList(list):
 
     __slots__ = ("_key", "_tables")
 
-    def __init__(self, key: Any, tables_ref: weakref.ref, entries: Any = ()) -> None:
+    def __init__(self, key: Any, tables_ref: weakref.ref[TablesLike], entries: Any = ()) -> None:
         super().__init__(entries)
         self._key = key
         self._tables = tables_ref
@@ -78,7 +86,7 @@ class HandlerList(list):
 report_changes(HandlerList, list, LIST_MUTATORS)
 
 
-class HandlerRegistry(dict):
+class HandlerRegistry(dict[Any, HandlerList]):
     """event -> HandlerList, with ``defaultdict(list)`` behaviour as in ignite.
 
     It holds the backend's table set (to invalidate) but not the engine, so that
@@ -87,7 +95,7 @@ class HandlerRegistry(dict):
 
     __slots__ = ("_tables",)
 
-    def __init__(self, tables: Any) -> None:
+    def __init__(self, tables: TablesLike) -> None:
         super().__init__()
         self._tables = weakref.ref(tables)  # weak, as in HandlerList
 
@@ -115,7 +123,7 @@ class HandlerRegistry(dict):
         finally:
             self._invalidate(key)
 
-    def popitem(self) -> tuple:
+    def popitem(self) -> tuple[Any, HandlerList]:
         key, entries = dict.popitem(self)
         self._invalidate(key)
         return key, entries
@@ -129,7 +137,9 @@ class HandlerRegistry(dict):
         for key, entries in dict(*args, **kwargs).items():
             self[key] = entries
 
-    def __ior__(self, other: Any) -> HandlerRegistry:
+    # mypy holds |= to the types of dict's |, which widens to the other dict's key
+    # and value types; |= on a registry keeps it a registry.
+    def __ior__(self, other: Any) -> HandlerRegistry:  # type: ignore[override, misc]
         self.update(other)
         return self
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 
-def _reporting(method: Callable) -> Callable:
+def _reporting(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def mutate(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:

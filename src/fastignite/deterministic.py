@@ -99,14 +99,21 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # typing.ParamSpec is 3.10's
+    from typing import ParamSpec
+
+    _P = ParamSpec("_P")
 
 from .engine import Engine
 from .events import Events
 
-__all__ = ["update_dataloader", "keep_random_state", "ReproducibleBatchSampler", "DeterministicEngine"]
+# ReproducibleBatchSampler is made on first use (module __getattr__), which ruff cannot see.
+__all__ = ["update_dataloader", "keep_random_state", "ReproducibleBatchSampler", "DeterministicEngine"]  # noqa: F822
 
 _SEED_HIGH = int(1e9)
+_R = TypeVar("_R")
 
 
 # -- optional dependencies -----------------------------------------------------------
@@ -193,30 +200,32 @@ def _repr_rng_state(rng_states: list[Any]) -> str:
 
     parts = []
     for state in rng_states:
-        text = repr(sorted(state.items())) if isinstance(state, dict) else str(list(state) if state is not None else None)
+        text = (
+            repr(sorted(state.items())) if isinstance(state, dict) else str(list(state) if state is not None else None)
+        )
         parts.append(md5(text.encode("utf-8")).hexdigest())
     return " ".join(parts)
 
 
-def _split_rng_states(rng_states: Any) -> tuple[list[Any] | None, dict]:
+def _split_rng_states(rng_states: Any) -> tuple[list[Any] | None, dict[str, Any]]:
     """(generator states or None, run info) from a state_dict's ``rng_states``."""
     if rng_states is None:
         return None, {}
     states = list(rng_states)
-    info: dict = {}
+    info: dict[str, Any] = {}
     if states and isinstance(states[-1], dict):
         info = states.pop()
     return (states or None), info
 
 
-def keep_random_state(func: Callable) -> Callable:
+def keep_random_state(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Decorator: ``func`` runs, then the global ``random``, torch CPU and numpy
     generators are put back as they were before the call (also if it raises), so
     that it leaves the random streams of the rest of the program untouched.
     Returns what ``func`` returns (ignite's wrapper returns None)."""
 
     @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         saved = _get_rng_states()
         try:
             return func(*args, **kwargs)
@@ -251,7 +260,7 @@ def update_dataloader(dataloader: Any, new_batch_sampler: Any) -> Any:
     return type(dataloader)(**kwargs)
 
 
-_RBS_CLASS: Any = None
+_RBS_CLASS: type[Any] | None = None
 
 
 def _reproducible_batch_sampler_class() -> type:
@@ -261,7 +270,7 @@ def _reproducible_batch_sampler_class() -> type:
         return _RBS_CLASS
     from torch.utils.data.sampler import BatchSampler
 
-    class ReproducibleBatchSampler(BatchSampler):
+    class ReproducibleBatchSampler(BatchSampler):  # type: ignore[misc]  # torch's class: Any to mypy
         """Batch sampler that reads a whole pass of an inner batch sampler when the
         pass starts, keeps its batches in ``batch_indices``, and can start a pass at
         any batch: the random draws of a pass happen in one go, at its start.
@@ -283,7 +292,7 @@ def _reproducible_batch_sampler_class() -> type:
         def __init__(self, batch_sampler: Any, start_iteration: int | None = None) -> None:
             if not isinstance(batch_sampler, BatchSampler):
                 raise TypeError("Argument batch_sampler should be torch.utils.data.sampler.BatchSampler")
-            self.batch_indices: list = []
+            self.batch_indices: list[list[int]] = []
             self.batch_sampler = batch_sampler
             self.start_iteration = start_iteration
             self.sampler = batch_sampler.sampler
@@ -295,16 +304,16 @@ def _reproducible_batch_sampler_class() -> type:
         def setup_batch_indices(self) -> None:
             """Draw a pass's batches from the inner batch sampler, dropping the first
             ``start_iteration`` ones (then ``start_iteration`` is reset to None)."""
-            batches = [batch for batch in self.batch_sampler]
+            batches = list(self.batch_sampler)
             if self.start_iteration is not None:
                 batches = batches[self.start_iteration :]
                 self.start_iteration = None
             self.batch_indices = batches
 
-        def __iter__(self) -> Iterator:
+        def __iter__(self) -> Iterator[list[int]]:
             return self._pass()
 
-        def _pass(self) -> Iterator:
+        def _pass(self) -> Iterator[list[int]]:
             self._pass_started = True
             if self._prepared:
                 self._prepared = False
@@ -378,7 +387,7 @@ class DeterministicEngine(Engine):
 
     # -- state ------------------------------------------------------------------------------
 
-    def state_dict(self) -> OrderedDict:
+    def state_dict(self) -> OrderedDict[str, Any]:
         sd = super().state_dict()
         states = _get_rng_states()
         states.append({"seed": self.state.seed})
@@ -465,7 +474,7 @@ class DeterministicEngine(Engine):
         if batch_sampler is not None and not isinstance(batch_sampler, rbs_class):
             self.state.dataloader = update_dataloader(data, rbs_class(batch_sampler))
 
-    def _new_iter(self, data: Any) -> Iterator:
+    def _new_iter(self, data: Any) -> Iterator[Any]:
         """iter(data); for a DataLoader with a ReproducibleBatchSampler, the pass's
         batches are drawn now (right after the iterator's own draws), whether or not
         the iterator reads its sampler at creation (worker processes) or lazily."""
@@ -474,7 +483,7 @@ class DeterministicEngine(Engine):
             return iter(data)
         batch_sampler._prepared = False
         batch_sampler._pass_started = False
-        iterator = iter(data)
+        iterator: Iterator[Any] = iter(data)
         if not batch_sampler._pass_started:
             batch_sampler._prepare_pass()
         return iterator
@@ -485,7 +494,7 @@ class DeterministicEngine(Engine):
         else:
             self._dataloader_iter = self._new_iter(self.state.dataloader)
 
-    def _from_iteration(self, iteration: int) -> Iterator:
+    def _from_iteration(self, iteration: int) -> Iterator[Any]:
         data = self.state.dataloader
         if data is None:
             raise RuntimeError("Internal error, self.state.dataloader is None; please report it.")
@@ -531,4 +540,5 @@ class DeterministicEngine(Engine):
             length = iter_counter
         if iteration is None:
             iteration = self.state.iteration
-        _manual_seed(self.state.seed + iteration // length)
+        # The seed is drawn at STARTED, before any pass over the data.
+        _manual_seed(self.state.seed + iteration // length)  # type: ignore[operator]

@@ -49,8 +49,9 @@ import math
 import re
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "RankFailedError",
@@ -133,7 +134,7 @@ def barrier() -> None:
         dist.barrier(group=_group(dist))
 
 
-def _gather(values: list, dtype: str) -> list:
+def _gather(values: Sequence[float], dtype: str) -> list[list[Any]]:
     """Every rank's ``values`` (same length everywhere), as lists, by rank."""
     import torch
 
@@ -285,7 +286,7 @@ class Agreement:
         self.last_cost = 0.0
         self.seen: dict[int, BaseException] = {}  # id(error) -> what failed() made of it (the errors stay alive)
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # A copy or pickle of an engine in the middle of a distributed run takes
         # no part in that run's agreements.
         return (_no_agreement, ())
@@ -339,7 +340,7 @@ class Agreement:
         the agreement costs about 1/_AUTO_SHARE of the loop's time."""
         if self.every != "auto" or self.last_iteration is None:
             return 1
-        iterations = state.iteration - self.last_iteration
+        iterations: int = state.iteration - self.last_iteration
         if iterations <= 0:
             return 1
         per_iteration = max((now - self.last_end) / iterations, 1e-9)
@@ -348,7 +349,7 @@ class Agreement:
         return max(k, 1)
 
     @staticmethod
-    def _describe(tag: list) -> str:
+    def _describe(tag: list[int]) -> str:
         serial, epoch, iteration, point = tag
         return f"run {serial}, after {_POINT_NAMES.get(point, point)} at epoch {epoch}, iteration {iteration}"
 
@@ -383,7 +384,7 @@ def _no_agreement() -> None:
     return None
 
 
-def _first_with(gathered: list, column: int) -> int:
+def _first_with(gathered: list[list[Any]], column: int) -> int:
     return next(rank for rank, g in enumerate(gathered) if g[column])
 
 
@@ -419,7 +420,7 @@ def _natural(name: str) -> list:
 
 
 def load_latest_checkpoint(
-    to_load: Mapping, dirname: str | Path, pattern: str = "*.pt", **load_kwargs: Any
+    to_load: Mapping[str, Any], dirname: str | Path, pattern: str = "*.pt", **load_kwargs: Any
 ) -> Path | None:
     """Load ``to_load``'s objects from the newest checkpoint file in ``dirname``
     that matches ``pattern``, on every rank from the same file: rank 0 chooses

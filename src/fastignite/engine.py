@@ -10,23 +10,34 @@ from __future__ import annotations
 
 import copy
 import itertools
-import sys
 import logging
 import numbers
+import sys
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _backend, _driver, distributed
 from ._registry import FilteredHandler, HandlerList, HandlerRegistry
-from .filters import SCHEDULED as _SCHEDULED
 from ._signature import bind_error, check_signature, describe_params
 from .events import (
-    CallableEventWithFilter, EventEnum, Events, RemovableEventHandle, State, _events_of_list, _is_event_object,
+    EventEnum,
+    Events,
+    RemovableEventHandle,
+    State,
+    _events_of_list,
+    _EventToAttr,
+    _is_event_object,
 )
+from .filters import SCHEDULED as _SCHEDULED
+
+if TYPE_CHECKING:
+    from ._backend import TablesLike
 
 __all__ = ["Engine"]
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 def _check_count_arg(name: str, value: Any) -> None:
@@ -50,7 +61,7 @@ def _is_whole(value: Any) -> bool:
     return isinstance(value, numbers.Real) and float(value).is_integer()
 
 
-def _check_state_dict_types(sd: dict) -> None:
+def _check_state_dict_types(sd: dict[str, Any]) -> None:
     """Wrongly typed values would otherwise fail deep in arithmetic (ignite: a bare
     TypeError).  Integral-valued reals (4.0) are taken, as ignite takes them."""
     for key in ("iteration", "epoch"):
@@ -82,7 +93,7 @@ def _no_data(_: object) -> None:
     return None
 
 
-class _AllowedEvents(list):
+class _AllowedEvents(list[Any]):
     """``engine._allowed_events``: ignite's plain list, which ignite code may edit
     in place (or replace, see Engine._allowed_events).  Any edit other than
     register_events' makes the engine check this list at every registration
@@ -91,7 +102,7 @@ class _AllowedEvents(list):
 
     __slots__ = ("_engine",)
 
-    def __init__(self, engine: Any, events: Iterable = ()) -> None:
+    def __init__(self, engine: Engine, events: Iterable[Any] = ()) -> None:
         super().__init__(events)
         self._engine = weakref.ref(engine)
 
@@ -100,11 +111,11 @@ class _AllowedEvents(list):
         if engine is not None:
             engine._tables.check_allowed = True
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return list, (list(self),)  # a copy or pickle is ignite's plain list
 
 
-def _edits(name: str) -> Callable:
+def _edits(name: str) -> Callable[..., Any]:
     base = getattr(list, name)
 
     def edit(self: _AllowedEvents, *args: Any) -> Any:
@@ -116,7 +127,9 @@ def _edits(name: str) -> Callable:
     return edit
 
 
-for _name in ("append", "extend", "insert", "remove", "pop", "clear", "__setitem__", "__delitem__", "__iadd__", "__imul__"):
+for _name in (
+    "append", "extend", "insert", "remove", "pop", "clear", "__setitem__", "__delitem__", "__iadd__", "__imul__",
+):  # fmt: skip
     setattr(_AllowedEvents, _name, _edits(_name))
 del _name
 
@@ -140,7 +153,7 @@ def _counter_name(event: Any) -> str:
     return event if isinstance(event, str) else str(getattr(event, "name", event))
 
 
-class FiringCounters(Mapping):
+class FiringCounters(Mapping[Any, int]):
     """``state.counters`` (Ignite.jl's): for each registered event, how many
     times it fired since the run started.
 
@@ -156,7 +169,7 @@ class FiringCounters(Mapping):
 
     __slots__ = ("_tables", "_engine")
 
-    def __init__(self, tables: Any, engine: Any = None) -> None:
+    def __init__(self, tables: TablesLike, engine: Engine | None = None) -> None:
         self._tables = tables
         # Weak: the engine holds its state, which holds this.
         self._engine = None if engine is None else weakref.ref(engine)
@@ -171,10 +184,11 @@ class FiringCounters(Mapping):
         if engine is not None and registered in _LOOP_EVENTS:
             attr = State.event_to_attr.get(registered)
             if attr is not None:
-                return getattr(engine.state, attr)
+                count: int = getattr(engine.state, attr)
+                return count
         return tables.firings(slot)
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._tables.events)
 
     def __len__(self) -> int:
@@ -184,7 +198,7 @@ class FiringCounters(Mapping):
         pairs = ", ".join(f"{getattr(e, 'name', e)}: {self[e]}" for e in self._tables.events)
         return f"FiringCounters({{{pairs}}})"
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # A view of one engine's backend tables, which are neither copied nor
         # pickled: a copy or pickle of the state keeps the counts as a plain
         # dict.  A copy of the whole engine maps this view to the copy's own
@@ -192,7 +206,7 @@ class FiringCounters(Mapping):
         return dict, (dict(self),)
 
 
-def _check_counters(counters: Any) -> dict:
+def _check_counters(counters: Any) -> dict[str, int]:
     """A state_dict's ``counters``: event name -> firings, validated whole before
     anything changes (the compiled twin keeps counters as C int64)."""
     if not isinstance(counters, Mapping):
@@ -227,7 +241,7 @@ class Engine:
 
     # The class of engine.state; the drop-in (fastignite.ignite) uses one that
     # is also ignite's State.
-    _state_class: type = State
+    _state_class: type[State] = State
 
     _state_dict_all_req_keys: tuple[str, ...] = ("epoch_length", "iteration")
     _state_dict_one_of_opt_keys: tuple[tuple[str, ...], ...] = (("max_epochs", "max_iters"),)
@@ -238,9 +252,9 @@ class Engine:
     # class is rank-aware at all (the drop-in keeps ignite's behaviour).
     agree_every: int | str = "auto"
     _rank_aware = True
-    _agreement: Any = None  # the running distributed run's, else None
+    _agreement: distributed.Agreement | None = None  # the running distributed run's, else None
 
-    def __init__(self, process_function: Callable[["Engine", Any], Any]) -> None:
+    def __init__(self, process_function: Callable[[Engine, Any], Any]) -> None:
         if process_function is None:
             raise ValueError("Engine must be given a processing function in order to run.")
         if not callable(process_function):
@@ -249,7 +263,7 @@ class Engine:
             )
         self._twin = _backend.twin_for_new_engines()  # the backend twin this engine runs on, for life
         self._tables = self._twin.Tables()
-        State.event_to_attr.listeners.add(self._tables)
+        cast(_EventToAttr, State.event_to_attr).listeners.add(self._tables)
         self._handler_registry = HandlerRegistry(self._tables)
         self._counters = FiringCounters(self._tables, self)
         self._pending_counters: dict[str, int] = {}  # loaded by load_state_dict for events not yet registered
@@ -264,9 +278,9 @@ class Engine:
         self.state.counters = self._counters  # there before the first run, as in Ignite.jl
         self._state_dict_user_keys: list[str] = []
         self._allowed_list = _AllowedEvents(self)
-        self._dataloader_iter: Iterator | None = None
+        self._dataloader_iter: Iterator[Any] | None = None
         self._init_iter: int | None = None
-        self._internal_run_generator: Any = None
+        self._internal_run_generator: Generator[State, None, State] | None = None
         self.register_events(*Events)
         check_signature(process_function, "process_function", self, None)
 
@@ -314,11 +328,11 @@ class Engine:
     # assign a list of its own: then, as in ignite, registration and fire_event
     # refuse the events it leaves out, and accept those it adds.
     @property
-    def _allowed_events(self) -> list:
+    def _allowed_events(self) -> list[Any]:
         return self._allowed_list
 
     @_allowed_events.setter
-    def _allowed_events(self, events: Iterable) -> None:
+    def _allowed_events(self, events: Iterable[Any]) -> None:
         if not isinstance(events, Iterable):
             raise TypeError(f"engine._allowed_events should be a list of events, got {type(events).__name__}")
         self._allowed_list = _AllowedEvents(self, events)
@@ -331,7 +345,7 @@ class Engine:
 
     # -- events and handlers -------------------------------------------------
 
-    def register_events(self, *event_names: str | EventEnum, event_to_attr: dict | None = None) -> None:
+    def register_events(self, *event_names: str | EventEnum, event_to_attr: dict[Any, str] | None = None) -> None:
         """Allow handlers on custom events (EventEnum members or strings).
 
         ``event_to_attr`` maps events to the state attribute their filters read;
@@ -371,7 +385,9 @@ class Engine:
                 "Register custom events with engine.register_events() first."
             )
 
-    def add_event_handler(self, event_name: Any, handler: Callable, *args: Any, **kwargs: Any) -> RemovableEventHandle:
+    def add_event_handler(
+        self, event_name: Any, handler: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> RemovableEventHandle:
         """Call ``handler`` on ``event_name``, with or without the engine as first
         argument (decided here, from its signature), then ``*args, **kwargs``.
 
@@ -402,13 +418,13 @@ class Engine:
         (fastignite.ignite) translates ignite's filters here."""
         return getattr(event_name, "filter", None) if _is_event_object(event_name) else None
 
-    def _check_handler(self, event_name: Any, handler: Any, args: tuple, kwargs: dict) -> bool:
+    def _check_handler(self, event_name: Any, handler: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Validate one registration; return whether the handler takes the engine."""
         if not callable(handler):
             raise TypeError(f"Argument handler should be callable, got {handler!r} for event {event_name}")
         self._assert_allowed_event(event_name)
         if event_name == Events.EXCEPTION_RAISED:
-            event_args: tuple = (Exception(),)
+            event_args: tuple[Any, ...] = (Exception(),)
         elif event_name == Events.TERMINATE_SINGLE_EPOCH:
             event_args = (0,)
         else:
@@ -426,12 +442,12 @@ class Engine:
             f"(with the engine: {with_engine}; without: {without_engine})."
         )
 
-    def has_event_handler(self, handler: Callable, event_name: Any | None = None) -> bool:
+    def has_event_handler(self, handler: Callable[..., Any], event_name: Any | None = None) -> bool:
         """Whether ``handler`` is registered on ``event_name`` (on any event if None)."""
         if event_name is not None:
             if event_name not in self._event_handlers:
                 return False
-            events: Iterable = [event_name]
+            events: Iterable[Any] = [event_name]
         else:
             events = list(self._event_handlers)
         for e in events:
@@ -441,13 +457,13 @@ class Engine:
         return False
 
     @staticmethod
-    def _compare_handlers(user_handler: Callable, registered_handler: Callable) -> bool:
+    def _compare_handlers(user_handler: Callable[..., Any], registered_handler: Callable[..., Any]) -> bool:
         parent = getattr(registered_handler, "_parent", None)
         if parent is not None:
             registered_handler = parent()
         return registered_handler == user_handler
 
-    def remove_event_handler(self, handler: Callable, event_name: Any) -> None:
+    def remove_event_handler(self, handler: Callable[..., Any], event_name: Any) -> None:
         """Unregister every registration of ``handler`` on ``event_name``."""
         if event_name not in self._event_handlers:
             # ignite's registry, a defaultdict, has an entry for every event
@@ -464,10 +480,10 @@ class Engine:
         # over it, as in ignite.
         self._event_handlers[event_name] = kept
 
-    def on(self, event_name: Any, *args: Any, **kwargs: Any) -> Callable:
+    def on(self, event_name: Any, *args: Any, **kwargs: Any) -> Callable[[_Handler], _Handler]:
         """Decorator form of add_event_handler."""
 
-        def decorator(f: Callable) -> Callable:
+        def decorator(f: _Handler) -> _Handler:
             self.add_event_handler(event_name, f, *args, **kwargs)
             return f
 
@@ -489,7 +505,12 @@ class Engine:
 
     # Fire a (registered) event now, e.g. a custom event from the process
     # function: the twin's function itself, so that the call costs no Python frame.
-    fire_event = _backend.fire_event
+    if TYPE_CHECKING:  # what mypy sees: the method the function becomes on the class
+
+        def fire_event(self, event_name: Any) -> None: ...
+
+    else:
+        fire_event = _backend.fire_event
 
     def _event_count(self, event: Any) -> int:
         """The count a filter on ``event`` reads now."""
@@ -520,7 +541,8 @@ class Engine:
         """Stop the current epoch at the next check point (firing
         TERMINATE_SINGLE_EPOCH, then EPOCH_COMPLETED unless ``skip_epoch_completed``)."""
         self.logger.info(
-            "Terminate current epoch is signaled. Current epoch iteration will stop after current iteration is finished."
+            "Terminate current epoch is signaled. "
+            "Current epoch iteration will stop after current iteration is finished."
         )
         self.should_terminate_single_epoch = "skip_epoch_completed" if skip_epoch_completed else True
 
@@ -540,7 +562,7 @@ class Engine:
     # The attributes Engine.__deepcopy__ builds for the copy instead of copying.
     _NOT_COPIED = frozenset(("_twin", "_tables", "_handler_registry", "_counters", "_allowed_list"))
 
-    def __deepcopy__(self, memo: dict) -> "Engine":
+    def __deepcopy__(self, memo: dict[int, Any]) -> Engine:
         """``copy.deepcopy(engine)``: what ignite's copy is, every attribute copied.
 
         The handler entries are copied as ignite's are, so handlers, their
@@ -561,7 +583,7 @@ class Engine:
             tables.set_firings(slot, self._tables.firings(slot))
         object.__setattr__(new, "_twin", twin)
         object.__setattr__(new, "_tables", tables)
-        State.event_to_attr.listeners.add(tables)
+        cast(_EventToAttr, State.event_to_attr).listeners.add(tables)
         counters = FiringCounters(tables, new)
         memo[id(self._counters)] = counters
         object.__setattr__(new, "_counters", counters)
@@ -594,10 +616,10 @@ class Engine:
     # -- state_dict --------------------------------------------------------------
 
     @property
-    def state_dict_user_keys(self) -> list:
+    def state_dict_user_keys(self) -> list[str]:
         return self._state_dict_user_keys
 
-    def state_dict(self) -> OrderedDict:
+    def state_dict(self) -> OrderedDict[str, Any]:
         """``epoch_length``, ``iteration``, ``max_epochs`` or ``max_iters``, and the
         ``state_dict_user_keys``: what resuming a run needs.  With custom events,
         also ``counters`` (their firing counters by event name, plain ints), so
@@ -618,7 +640,7 @@ class Engine:
                 sd[_COUNTERS_KEY] = counters
         return sd
 
-    def _custom_counters(self) -> dict | None:
+    def _custom_counters(self) -> dict[str, int] | None:
         """The custom events' counters by name (None without custom events: the
         state_dict then has ignite's keys only)."""
         tables = self._tables
@@ -628,7 +650,7 @@ class Engine:
             counters.setdefault(name, count)  # loaded, not registered yet: kept for the next checkpoint
         return counters or None
 
-    def _load_counters(self, counters: dict) -> None:
+    def _load_counters(self, counters: dict[str, int]) -> None:
         """Every counter emptied, then the custom events' set from ``counters``
         (a name not registered yet waits for register_events)."""
         tables = self._tables
@@ -645,9 +667,10 @@ class Engine:
     def _apply_pending_counter(self, event: Any) -> None:
         count = self._pending_counters.pop(_counter_name(event), None)
         if count is not None:
-            self._tables.set_firings(self._tables.slot_of(event), count)
+            # register_events has just added the event: it has a slot.
+            self._tables.set_firings(self._tables.slot_of(event), count)  # type: ignore[arg-type]
 
-    def load_state_dict(self, state_dict: Mapping) -> None:
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Set the state from a state_dict (``iteration`` or ``epoch``).  Validated
         completely before anything changes, so a bad one leaves the state as it was.
         Every firing counter is then set as the state_dict has it: the custom
@@ -685,7 +708,7 @@ class Engine:
         for k in self._state_dict_user_keys:
             if k not in sd:
                 raise ValueError(f"Required user state attribute '{k}' is absent in provided state_dict '{sd.keys()}'")
-        counters: dict = {}
+        counters: dict[str, int] = {}
         if _COUNTERS_KEY in sd and _COUNTERS_KEY not in self._state_dict_user_keys:
             counters = _check_counters(sd[_COUNTERS_KEY])
         epoch_length = sd["epoch_length"]
@@ -746,7 +769,7 @@ class Engine:
 
     # -- running -------------------------------------------------------------------
 
-    def set_data(self, data: Iterable) -> None:
+    def set_data(self, data: Iterable[Any]) -> None:
         """Switch to other data, from the next batch on (e.g. from a handler)."""
         if not isinstance(data, Iterable):
             raise TypeError(f"Argument data should be iterable, got {type(data).__name__}")
@@ -755,7 +778,7 @@ class Engine:
 
     def run(
         self,
-        data: Iterable | None = None,
+        data: Iterable[Any] | None = None,
         max_epochs: int | None = None,
         max_iters: int | None = None,
         epoch_length: int | None = None,
@@ -774,7 +797,8 @@ class Engine:
         _check_count_arg("epoch_length", epoch_length)
         if max_epochs is not None and max_iters is not None:
             raise ValueError(
-                "Arguments max_iters and max_epochs are mutually exclusive. Please provide only max_epochs or max_iters."
+                "Arguments max_iters and max_epochs are mutually exclusive. "
+                "Please provide only max_epochs or max_iters."
             )
         state = self.state
         # Set-up may move max_epochs/max_iters/epoch_length before a later check
@@ -795,7 +819,7 @@ class Engine:
         return self._internal_run_legacy()
 
     def _set_up_run(
-        self, data: Iterable | None, max_epochs: int | None, max_iters: int | None, epoch_length: int | None
+        self, data: Iterable[Any] | None, max_epochs: int | None, max_iters: int | None, epoch_length: int | None
     ) -> None:
         """ignite's run() set-up: start over (a finished or never-run state) or resume."""
         state = self.state
@@ -873,7 +897,7 @@ class Engine:
                 self._init_iter = 0
 
     @staticmethod
-    def _get_data_length(data: Iterable) -> int | None:
+    def _get_data_length(data: Iterable[Any]) -> int | None:
         try:
             if hasattr(data, "__len__"):
                 return len(data)  # type: ignore[arg-type]
@@ -907,7 +931,7 @@ class Engine:
                 iteration %= self.state.epoch_length
             self._init_iter = iteration
 
-    def _internal_run_as_gen(self) -> Any:
+    def _internal_run_as_gen(self) -> Generator[State, None, State]:
         return _driver.run_as_gen(self, True)
 
     def _internal_run(self) -> State:
@@ -917,13 +941,15 @@ class Engine:
             return next(self._internal_run_generator)
         except StopIteration as out:
             self._internal_run_generator = None
-            return out.value
+            state: State = out.value
+            return state
         except BaseException:
             # A run that ended in an exception: ignite keeps the dead generator, so
             # its next run() returns None without running; here the engine stays
             # usable.  (A run() from inside the running one fails with "generator
             # already executing" and must leave the running generator in place.)
-            if self._internal_run_generator is not None and self._internal_run_generator.gi_frame is None:
+            # (typing's Generator has no gi_frame; run_as_gen's generator object has.)
+            if self._internal_run_generator is not None and self._internal_run_generator.gi_frame is None:  # type: ignore[attr-defined]
                 self._internal_run_generator = None
             raise
 
@@ -931,7 +957,8 @@ class Engine:
         try:
             next(_driver.run_as_gen(self, False))
         except StopIteration as out:
-            return out.value
+            state: State = out.value
+            return state
         raise RuntimeError("Internal error: a run without interrupt support yielded; please report it.")
 
 

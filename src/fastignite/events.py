@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._signature import check_signature
 from ._watched import DICT_MUTATORS, report_changes
-from .filters import AllOf, AnyOf, Every, Once, Window, _ignite_once, every_filter
+from .filters import AllOf, AnyOf, Every, FilterCallable, Once, Window, _ignite_once, every_filter
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Engine
+    from ._backend import TablesLike
+    from .engine import Engine, FiringCounters
 
 __all__ = ["CallableEventWithFilter", "EventEnum", "Events", "EventsList", "State", "RemovableEventHandle"]
 
@@ -38,7 +39,7 @@ class CallableEventWithFilter:
     ``Events.ITERATION_COMPLETED``: the filter belongs to the handler, not the event.
     """
 
-    def __init__(self, value: str, event_filter: Callable | None = None, name: str | None = None) -> None:
+    def __init__(self, value: str, event_filter: FilterCallable | None = None, name: str | None = None) -> None:
         self.filter = event_filter
         if not hasattr(self, "_value_"):
             self._value_ = value
@@ -57,12 +58,12 @@ class CallableEventWithFilter:
 
     def __call__(
         self,
-        event_filter: Callable | None = None,
+        event_filter: FilterCallable | None = None,
         every: int | Sequence[int] | None = None,
         once: int | Sequence[int] | None = None,
         before: int | None = None,
         after: int | None = None,
-    ) -> "CallableEventWithFilter":
+    ) -> CallableEventWithFilter:
         """This event with a filter: exactly one of ``event_filter``, ``once``, or
         ``every``/``before``/``after`` (which combine).  ``every`` may be a list of
         periods (the handler runs when any divides the count)."""
@@ -81,7 +82,7 @@ class CallableEventWithFilter:
         every_spec = None
         if every is not None:
             if isinstance(every, numbers.Integral):
-                if not every > 0:
+                if not every > 0:  # type: ignore[operator]  # numbers.Real declares < and <= only
                     raise ValueError(f"Argument every should be integer and greater than zero, got {every!r}")
                 every_spec = Every((every,))
             else:
@@ -102,25 +103,27 @@ class CallableEventWithFilter:
             event_filter = None if every_spec.periods == (1,) else every_spec
         elif once_spec is not None:
             event_filter = once_spec
-        else:
+        elif event_filter is not None:  # the one argument given
             check_signature(event_filter, "event_filter", "engine", "event")
         return CallableEventWithFilter(self.value, event_filter, self.name)
 
     # ignite's filter factories, kept for code that calls them directly.
     @staticmethod
-    def every_event_filter(every: int) -> Callable:
+    def every_event_filter(every: int) -> FilterCallable:
         return Every((every,))
 
     @staticmethod
-    def once_event_filter(once: list) -> Callable:
+    def once_event_filter(once: list[int]) -> FilterCallable:
         return Once(once)
 
     @staticmethod
-    def before_and_after_event_filter(before: int | None = None, after: int | None = None) -> Callable:
+    def before_and_after_event_filter(before: int | None = None, after: int | None = None) -> FilterCallable:
         return Window(before, after)
 
     @staticmethod
-    def every_before_and_after_event_filter(every: int, before: int | None = None, after: int | None = None) -> Callable:
+    def every_before_and_after_event_filter(
+        every: int, before: int | None = None, after: int | None = None
+    ) -> FilterCallable:
         return Window(before, after, every)
 
     @staticmethod
@@ -133,10 +136,10 @@ class CallableEventWithFilter:
             return f"Events.{self.name}"
         return f"Events.{self.name}(filter={self.filter!r})"
 
-    def __eq__(self, other: Any) -> bool:
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
             return self.name == other
-        other_name = getattr(other, "_name_", None)
+        other_name: object = getattr(other, "_name_", None)
         # Any event object with a name (ours, or ignite's own) compares by name, so
         # that code mixing ignite's Events with fastignite's engine finds its handlers.
         if other_name is not None and hasattr(other, "filter"):
@@ -146,17 +149,17 @@ class CallableEventWithFilter:
     def __hash__(self) -> int:
         return hash(self._name_)
 
-    def __or__(self, other: Any) -> "EventsList":
+    def __or__(self, other: object) -> EventsList:
         return EventsList() | self | other
 
-    def __and__(self, other: Any) -> "CallableEventWithFilter":
+    def __and__(self, other: object) -> CallableEventWithFilter:
         return _conjunction(self, other)
 
-    def __rand__(self, other: Any) -> "CallableEventWithFilter":
+    def __rand__(self, other: object) -> CallableEventWithFilter:
         return _conjunction(other, self)
 
 
-def _as_filter_and_name(operand: Any) -> tuple[Callable | None, str]:
+def _as_filter_and_name(operand: object) -> tuple[FilterCallable | None, str]:
     """(filter or None for "always", event name) of one side of ``&``."""
     if isinstance(operand, CallableEventWithFilter):
         return operand.filter, operand.name
@@ -170,8 +173,8 @@ def _as_filter_and_name(operand: Any) -> tuple[Callable | None, str]:
                 f"Events in an EventsList combined with & must all be the same event, got {sorted(names)}: "
                 "one firing is of one event"
             )
-        filters = [f for f, _ in parts]
-        if any(f is None for f in filters):
+        filters = [f for f, _ in parts if f is not None]
+        if len(filters) < len(parts):
             return None, names.pop()  # one unfiltered member: the disjunction always holds
         return AnyOf(*filters), names.pop()
     raise TypeError(
@@ -203,7 +206,7 @@ class EventEnum(CallableEventWithFilter, Enum):
     """Base class for custom events: subclass it and register the members with
     ``engine.register_events(*MyEvents)``."""
 
-    def __new__(cls, value: str) -> "EventEnum":
+    def __new__(cls, value: str) -> EventEnum:
         obj = CallableEventWithFilter.__new__(cls)
         obj._value_ = value
         return obj
@@ -226,7 +229,7 @@ class Events(EventEnum):
     TERMINATE_SINGLE_EPOCH = "terminate_single_epoch"
     INTERRUPT = "interrupt"
 
-    def __or__(self, other: Any) -> "EventsList":
+    def __or__(self, other: object) -> EventsList:
         return EventsList() | self | other
 
 
@@ -251,7 +254,7 @@ class EventsList:
     def __len__(self) -> int:
         return len(self._events)
 
-    def __or__(self, other: Any) -> "EventsList":
+    def __or__(self, other: Any) -> EventsList:
         if isinstance(other, EventsList):
             for e in other:
                 self._append(e)
@@ -269,7 +272,7 @@ class EventsList:
         return " | ".join(map(repr, self._events)) or "EventsList()"
 
 
-class _EventToAttr(dict):
+class _EventToAttr(dict[Any, str]):
     """``State.event_to_attr``: shared by every engine, as in ignite, which reads
     it at each filtered call.  The dispatch tables read it when they are built,
     so any change to it marks every live engine's tables stale."""
@@ -278,7 +281,7 @@ class _EventToAttr(dict):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.listeners: weakref.WeakSet = weakref.WeakSet()  # engines' Tables
+        self.listeners: weakref.WeakSet[TablesLike] = weakref.WeakSet()  # engines' Tables
 
     def _changed(self) -> None:
         for tables in list(self.listeners):
@@ -358,6 +361,14 @@ class State(metaclass=_StateType):
         "dataloader", "seed", "times", "__dict__", "__weakref__",
     )  # fmt: skip
 
+    if TYPE_CHECKING:
+        # Set on every engine's state (Ignite.jl's firing counters).
+        counters: FiringCounters
+
+        # Any other attribute a user or a handler sets: the state is open, as ignite's.
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
     def __init__(self, **kwargs: Any) -> None:
         self.iteration = 0
         self.epoch = 0
@@ -387,7 +398,8 @@ class State(metaclass=_StateType):
         for built-in events)."""
         if event_name not in State.event_to_attr:
             raise RuntimeError(f"Unknown event name '{event_name}'")
-        return getattr(self, State.event_to_attr[event_name])
+        count: int = getattr(self, State.event_to_attr[event_name])
+        return count
 
     def __repr__(self) -> str:
         lines = ["State:"]
@@ -406,7 +418,7 @@ def _is_event_object(event: Any) -> bool:
     )
 
 
-def _events_of_list(event: Any) -> list | None:
+def _events_of_list(event: Any) -> list[Any] | None:
     """The members of an ``a | b`` (ours or ignite's EventsList), else None."""
     if isinstance(event, EventsList):
         return list(event)
@@ -420,7 +432,7 @@ class RemovableEventHandle:
     registration; also a context manager.  Holds only weak references, so it keeps
     neither the engine nor the handler alive."""
 
-    def __init__(self, event_name: Any, handler: Callable, engine: "Engine") -> None:
+    def __init__(self, event_name: Any, handler: Callable[..., Any], engine: Engine) -> None:
         self.event_name = event_name
         self.handler = weakref.ref(handler)
         self.engine = weakref.ref(engine)
@@ -440,7 +452,7 @@ class RemovableEventHandle:
             if engine.has_event_handler(handler, e):
                 engine.remove_event_handler(handler, e)
 
-    def __enter__(self) -> "RemovableEventHandle":
+    def __enter__(self) -> RemovableEventHandle:
         return self
 
     def __exit__(self, *args: Any, **kwargs: Any) -> None:

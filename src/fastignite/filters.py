@@ -33,7 +33,11 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, SupportsInt, cast
+
+if TYPE_CHECKING:  # typing.TypeGuard is 3.10's
+    from typing import TypeGuard
 
 __all__ = [
     "EventFilter",
@@ -49,9 +53,14 @@ NEVER = math.inf  # next_due of a filter that can no longer pass
 # against every filter, and a due count beyond it is never (or already) due.
 SCHEDULED = 2**62
 
+# An event filter as the engine calls it, ``filter(engine, count)``: any callable
+# taking those two; only the truth of its answer counts.
+FilterCallable = Callable[[Any, int], object]
 
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and value > 0
+
+def _is_positive_int(value: object) -> TypeGuard[numbers.Integral]:
+    # typeshed's numbers.Real declares < and <= only, not >.
+    return isinstance(value, numbers.Integral) and value > 0  # type: ignore[operator]
 
 
 def _describe(value: object) -> str:
@@ -85,7 +94,9 @@ def as_due(value: object, f: object, method: str) -> int | float:
             return NEVER
         if value == -math.inf:
             return -NEVER
-        due = math.ceil(value)  # count >= d exactly when count >= ceil(d)
+        # count >= d exactly when count >= ceil(d).  Real.__ceil__ gives an
+        # Integral: an int for float, Fraction, Decimal and numpy's floats.
+        due = cast(int, math.ceil(value))
     if due >= SCHEDULED:
         return NEVER
     if due <= -SCHEDULED:
@@ -103,7 +114,7 @@ class _Snapshot:
     every later firing)."""
 
     __slots__ = ()
-    _fixed: frozenset = frozenset()
+    _fixed: frozenset[str] = frozenset()
 
     def _fix(self, name: str, value: object) -> None:
         if hasattr(self, name):  # __init__ called again on a live filter
@@ -164,7 +175,7 @@ class EventFilter:
         """Equal keys: equal answers at every count (None: not shareable)."""
         return None
 
-    def __and__(self, other: Callable) -> "AllOf":
+    def __and__(self, other: FilterCallable) -> AllOf:
         return AllOf(self, other)
 
 
@@ -173,8 +184,9 @@ class Every(_Snapshot, EventFilter):
 
     __slots__ = ("periods",)
     _fixed = frozenset(__slots__)
+    periods: tuple[int, ...]
 
-    def __init__(self, periods: Sequence[int]) -> None:
+    def __init__(self, periods: Iterable[SupportsInt]) -> None:
         self._fix("periods", tuple(int(p) for p in periods))
 
     def __call__(self, engine: object, count: int) -> bool:
@@ -202,8 +214,10 @@ class Once(_Snapshot, EventFilter):
 
     __slots__ = ("counts", "_sorted")
     _fixed = frozenset(__slots__)
+    counts: frozenset[int]
+    _sorted: tuple[int, ...]
 
-    def __init__(self, counts: Sequence[int]) -> None:
+    def __init__(self, counts: Iterable[SupportsInt]) -> None:
         self._fix("counts", frozenset(int(c) for c in counts))
         self._fix("_sorted", tuple(sorted(self.counts)))
 
@@ -233,6 +247,9 @@ class Window(_Snapshot, EventFilter):
 
     __slots__ = ("before", "after", "every")
     _fixed = frozenset(__slots__)
+    before: int | float  # NEVER: no bound
+    after: int
+    every: int | None
 
     def __init__(self, before: int | None, after: int | None, every: int | None = None) -> None:
         self._fix("before", NEVER if before is None else int(before))
@@ -276,6 +293,9 @@ class Throttle(_Snapshot, EventFilter):
     _fixed = frozenset(("seconds", "clock"))
     opaque = True
     gated = False
+    seconds: float
+    clock: Callable[[], float]
+    _last: float
 
     def __init__(
         self, seconds: float, first: bool = True, clock: Callable[[], float] = time.monotonic,
@@ -309,6 +329,11 @@ class Timeout(_Snapshot, EventFilter):
     _fixed = frozenset(("seconds", "clock", "_start", "once"))
     opaque = True
     gated = False
+    seconds: float
+    clock: Callable[[], float]
+    _start: float
+    once: bool
+    _fired: bool
 
     def __init__(
         self, seconds: float, clock: Callable[[], float] = time.monotonic, start_time: float | None = None,
@@ -331,7 +356,7 @@ class Timeout(_Snapshot, EventFilter):
         return f"timeout_filter({self.seconds!r}{', once=True' if self.once else ''})"
 
 
-def _next_due_of(f: Callable, count: int) -> float:
+def _next_due_of(f: FilterCallable, count: int) -> float:
     if isinstance(f, EventFilter):
         return as_due(f.next_due(count), f, "next_due")
     return count + 1  # a user callable may pass at any count
@@ -340,22 +365,22 @@ def _next_due_of(f: Callable, count: int) -> float:
 # Classification of any event filter (ours or a user's callable), shared with the backends.
 
 
-def is_opaque(f: Callable) -> bool:
+def is_opaque(f: FilterCallable) -> bool:
     return not isinstance(f, EventFilter) or f.opaque
 
 
-def is_gated(f: Callable) -> bool:
+def is_gated(f: FilterCallable) -> bool:
     return isinstance(f, EventFilter) and f.gated
 
 
-def _gate_due_of(f: Callable, count: int) -> float:
+def _gate_due_of(f: FilterCallable, count: int) -> float:
     """``f.gate_due(count)`` as the schedule takes it (see as_due)."""
     if isinstance(f, EventFilter):
         return as_due(f.gate_due(count), f, "gate_due")
     return count + 1
 
 
-def key_of(f: Callable) -> object:
+def key_of(f: FilterCallable) -> object:
     return f.key if isinstance(f, EventFilter) else None
 
 
@@ -368,9 +393,10 @@ class AllOf(_Snapshot, EventFilter):
 
     __slots__ = ("parts",)
     _fixed = frozenset(__slots__)
+    parts: tuple[FilterCallable, ...]
 
-    def __init__(self, *parts: Callable) -> None:
-        flat: list[Callable] = []
+    def __init__(self, *parts: FilterCallable) -> None:
+        flat: list[FilterCallable] = []
         for p in parts:
             flat.extend(p.parts if isinstance(p, AllOf) else (p,))
         self._fix("parts", tuple(flat))
@@ -403,7 +429,7 @@ class AllOf(_Snapshot, EventFilter):
     def gate_due(self, count: int) -> float:
         # Parts are tried in order: the leading count tests (side-effect free) must
         # all pass before the first opaque part is even consulted.
-        due = count + 1
+        due: float = count + 1
         for p in self.parts:
             if is_opaque(p):
                 return max(due, _gate_due_of(p, count))
@@ -419,8 +445,9 @@ class AnyOf(_Snapshot, EventFilter):
 
     __slots__ = ("parts",)
     _fixed = frozenset(__slots__)
+    parts: tuple[FilterCallable, ...]
 
-    def __init__(self, *parts: Callable) -> None:
+    def __init__(self, *parts: FilterCallable) -> None:
         self._fix("parts", tuple(parts))
 
     @property
@@ -510,7 +537,8 @@ def _ignite_once(once: object) -> Once:
 
 
 def _check_seconds(name: str, seconds: object) -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not seconds >= 0:
+    # typeshed's numbers.Real declares < and <= only, not >=.
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not seconds >= 0:  # type: ignore[operator]
         raise ValueError(f"Argument {name} should be a non-negative number of seconds, got {_describe(seconds)}")
     return float(seconds)
 

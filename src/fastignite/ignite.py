@@ -62,7 +62,8 @@ __all__ = [
 ]
 
 
-class State(_events.State, _ignite_events.State):
+# mypy does not read ignite (see pyproject.toml), so its classes are Any as bases.
+class State(_events.State, _ignite_events.State):  # type: ignore[misc]
     """``engine.state`` of the drop-in engine: an ``ignite.engine.State`` whose
     per-iteration attributes live in fastignite's slots."""
 
@@ -194,7 +195,7 @@ def native_filter(event_filter: Any) -> Any:
 # -- the engines -------------------------------------------------------------------
 
 
-class Engine(_engine.Engine, _ignite_engine_module.Engine):
+class Engine(_engine.Engine, _ignite_engine_module.Engine):  # type: ignore[misc]  # ignite's: Any to mypy
     """``ignite.engine.Engine`` running on fastignite's backend.  Same
     constructor, methods and behaviour; see the module docstring."""
 
@@ -211,7 +212,7 @@ class Engine(_engine.Engine, _ignite_engine_module.Engine):
     def _filter_of(event_name: Any) -> Any:
         return native_filter(_engine.Engine._filter_of(event_name))
 
-    def register_events(self, *event_names: Any, event_to_attr: dict | None = None) -> None:
+    def register_events(self, *event_names: Any, event_to_attr: dict[Any, str] | None = None) -> None:
         _adopt_ignite_event_to_attr()
         super().register_events(*event_names, event_to_attr=event_to_attr)
 
@@ -224,7 +225,7 @@ class Engine(_engine.Engine, _ignite_engine_module.Engine):
         return super().run(*args, **kwargs)
 
 
-class DeterministicEngine(_ignite_deterministic.DeterministicEngine, Engine):
+class DeterministicEngine(_ignite_deterministic.DeterministicEngine, Engine):  # type: ignore[misc]  # as Engine
     """``ignite.engine.DeterministicEngine`` running on fastignite's backend.
 
     ignite's class contributes what makes a run deterministic (the seeded

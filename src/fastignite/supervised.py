@@ -46,12 +46,13 @@ def _move(obj: Any, device: Any, non_blocking: bool) -> Any:
         return obj if device is None else obj.to(device=device, non_blocking=non_blocking)
     if isinstance(obj, (str, bytes)):
         return obj
+    # Containers are rebuilt with their own class, which mypy knows only as the ABC.
     if isinstance(obj, Mapping):
-        return type(obj)({key: _move(value, device, non_blocking) for key, value in obj.items()})
+        return type(obj)({key: _move(value, device, non_blocking) for key, value in obj.items()})  # type: ignore[call-arg]
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return type(obj)(*(_move(value, device, non_blocking) for value in obj))
     if isinstance(obj, Sequence):
-        return type(obj)([_move(value, device, non_blocking) for value in obj])
+        return type(obj)([_move(value, device, non_blocking) for value in obj])  # type: ignore[call-arg]
     raise TypeError(
         f"Cannot move {type(obj)} to a device: a batch must be made of torch.Tensor, "
         "mappings and sequences (x must contain <class 'torch.Tensor'>, dicts or lists)"
@@ -110,15 +111,15 @@ def _make_training_step(
     loss_fn: Any,
     device: Any,
     non_blocking: bool,
-    prepare_batch: Callable,
-    model_transform: Callable,
-    output_transform: Callable,
+    prepare_batch: Callable[..., Any],
+    model_transform: Callable[[Any], Any],
+    output_transform: Callable[[Any, Any, Any, Any], Any],
     steps: int,
-    model_fn: Callable,
+    model_fn: Callable[[Any, Any], Any],
     forward_context: Callable[[], Any] | None,
     backward: Callable[[Any], None],
     optimizer_step: Callable[[], None],
-) -> Callable:
+) -> Callable[[Engine, Any], Any]:
     """The update function shared by the training steps: they differ only in the
     context the forward pass runs in, how the loss is back-propagated and how the
     optimizer steps."""
@@ -185,12 +186,12 @@ def supervised_training_step(
     loss_fn: Callable[[Any, Any], torch.Tensor] | torch.nn.Module,
     device: str | torch.device | None = None,
     non_blocking: bool = False,
-    prepare_batch: Callable = _prepare_batch,
+    prepare_batch: Callable[..., Any] = _prepare_batch,
     model_transform: Callable[[Any], Any] = _identity,
     output_transform: Callable[[Any, Any, Any, torch.Tensor], Any] = _loss_item,
     gradient_accumulation_steps: int = 1,
     model_fn: Callable[[torch.nn.Module, Any], Any] = _call_model,
-) -> Callable:
+) -> Callable[[Engine, Any], Any]:
     """An update function ``(engine, batch) -> output`` for supervised training.
 
     Per iteration: ``x, y = prepare_batch(batch, device=device, non_blocking=...)``,
@@ -219,13 +220,13 @@ def supervised_training_step_amp(
     loss_fn: Callable[[Any, Any], torch.Tensor] | torch.nn.Module,
     device: str | torch.device | None = None,
     non_blocking: bool = False,
-    prepare_batch: Callable = _prepare_batch,
+    prepare_batch: Callable[..., Any] = _prepare_batch,
     model_transform: Callable[[Any], Any] = _identity,
     output_transform: Callable[[Any, Any, Any, torch.Tensor], Any] = _loss_item,
     scaler: Any = None,
     gradient_accumulation_steps: int = 1,
     model_fn: Callable[[torch.nn.Module, Any], Any] = _call_model,
-) -> Callable:
+) -> Callable[[Engine, Any], Any]:
     """:func:`supervised_training_step` with the forward pass and the loss under
     ``torch.amp.autocast("cuda")`` (as in ignite, whatever ``device`` is: on a
     machine without CUDA torch warns and autocast does nothing).
@@ -268,12 +269,12 @@ def supervised_training_step_apex(
     loss_fn: Callable[[Any, Any], torch.Tensor] | torch.nn.Module,
     device: str | torch.device | None = None,
     non_blocking: bool = False,
-    prepare_batch: Callable = _prepare_batch,
+    prepare_batch: Callable[..., Any] = _prepare_batch,
     model_transform: Callable[[Any], Any] = _identity,
     output_transform: Callable[[Any, Any, Any, torch.Tensor], Any] = _loss_item,
     gradient_accumulation_steps: int = 1,
     model_fn: Callable[[torch.nn.Module, Any], Any] = _call_model,
-) -> Callable:
+) -> Callable[[Engine, Any], Any]:
     """:func:`supervised_training_step` with the loss back-propagated through
     NVIDIA apex's ``amp.scale_loss``.  The model and optimizer must already have
     gone through ``apex.amp.initialize``.
@@ -306,12 +307,12 @@ def supervised_training_step_tpu(
     loss_fn: Callable[[Any, Any], torch.Tensor] | torch.nn.Module,
     device: str | torch.device | None = None,
     non_blocking: bool = False,
-    prepare_batch: Callable = _prepare_batch,
+    prepare_batch: Callable[..., Any] = _prepare_batch,
     model_transform: Callable[[Any], Any] = _identity,
     output_transform: Callable[[Any, Any, Any, torch.Tensor], Any] = _loss_item,
     gradient_accumulation_steps: int = 1,
     model_fn: Callable[[torch.nn.Module, Any], Any] = _call_model,
-) -> Callable:
+) -> Callable[[Engine, Any], Any]:
     """:func:`supervised_training_step` for XLA devices: the optimizer steps
     through ``torch_xla.core.xla_model.optimizer_step(optimizer, barrier=True)``.
 
@@ -387,7 +388,7 @@ def create_supervised_trainer(
     loss_fn: Callable[[Any, Any], torch.Tensor] | torch.nn.Module,
     device: str | torch.device | None = None,
     non_blocking: bool = False,
-    prepare_batch: Callable = _prepare_batch,
+    prepare_batch: Callable[..., Any] = _prepare_batch,
     model_transform: Callable[[Any], Any] = _identity,
     output_transform: Callable[[Any, Any, Any, torch.Tensor], Any] = _loss_item,
     deterministic: bool = False,
@@ -431,7 +432,7 @@ def create_supervised_trainer(
     if deterministic:
         from .deterministic import DeterministicEngine
 
-        trainer = DeterministicEngine(update)
+        trainer: Engine = DeterministicEngine(update)
     else:
         trainer = Engine(update)
     if _scaler and scaler and isinstance(scaler, bool):
@@ -443,11 +444,11 @@ def supervised_evaluation_step(
     model: torch.nn.Module,
     device: str | torch.device | None = None,
     non_blocking: bool = False,
-    prepare_batch: Callable = _prepare_batch,
+    prepare_batch: Callable[..., Any] = _prepare_batch,
     model_transform: Callable[[Any], Any] = _identity,
     output_transform: Callable[[Any, Any, Any], Any] = _pred_and_target,
     model_fn: Callable[[torch.nn.Module, Any], Any] = _call_model,
-) -> Callable:
+) -> Callable[[Engine, Any], Any]:
     """An inference function ``(engine, batch) -> output``: puts the model in
     eval mode and, under ``torch.no_grad()``, computes
     ``y_pred = model_transform(model_fn(model, x))`` on the prepared batch;
@@ -468,11 +469,11 @@ def supervised_evaluation_step_amp(
     model: torch.nn.Module,
     device: str | torch.device | None = None,
     non_blocking: bool = False,
-    prepare_batch: Callable = _prepare_batch,
+    prepare_batch: Callable[..., Any] = _prepare_batch,
     model_transform: Callable[[Any], Any] = _identity,
     output_transform: Callable[[Any, Any, Any], Any] = _pred_and_target,
     model_fn: Callable[[torch.nn.Module, Any], Any] = _call_model,
-) -> Callable:
+) -> Callable[[Engine, Any], Any]:
     """:func:`supervised_evaluation_step` with the model applied under
     ``torch.amp.autocast("cuda")``.  Raises ``ImportError`` if ``torch.amp``
     cannot be imported."""
@@ -494,7 +495,7 @@ def create_supervised_evaluator(
     metrics: Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
     non_blocking: bool = False,
-    prepare_batch: Callable = _prepare_batch,
+    prepare_batch: Callable[..., Any] = _prepare_batch,
     model_transform: Callable[[Any], Any] = _identity,
     output_transform: Callable[[Any, Any, Any], Any] = _pred_and_target,
     amp_mode: str | None = None,

@@ -110,6 +110,12 @@ def _unwrap_parallel(obj: Any) -> Any:
     return obj
 
 
+def _is_int(value: object) -> bool:
+    # A helper, not an inline isinstance: typeshed does not make int a
+    # numbers.Integral, and mypy would take the rest of a check on one as unreachable.
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral)
+
+
 def _check_objects(objs: Any, attr: str, arg_name: str) -> None:
     if not isinstance(objs, Mapping):
         raise TypeError(f"Argument `{arg_name}` should be a dictionary, but given {type(objs)}")
@@ -142,7 +148,7 @@ class _PlainUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only containers and plain values are allowed")
 
 
-def _load_file(path: str | os.PathLike) -> Any:
+def _load_file(path: str | os.PathLike[str]) -> Any:
     """The object stored in a checkpoint file; CheckpointError if the file cannot be one."""
     path = Path(path)
     with open(path, "rb") as f:  # a missing file stays FileNotFoundError, as in ignite
@@ -201,7 +207,7 @@ class BaseSaveHandler(metaclass=ABCMeta):
     """What Checkpoint needs of a storage: ``__call__`` writes, ``remove`` deletes."""
 
     @abstractmethod
-    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
         pass
 
     @abstractmethod
@@ -249,7 +255,9 @@ class DiskSaver(BaseSaveHandler):
         self._use_torch = _torch_or_none() is not None
         self.ext = "pt" if self._use_torch else "pkl"
         if not self._use_torch and kwargs:
-            raise TypeError(f"DiskSaver: keyword arguments {sorted(kwargs)} are for torch.save, and torch is not importable")
+            raise TypeError(
+                f"DiskSaver: keyword arguments {sorted(kwargs)} are for torch.save, and torch is not importable"
+            )
         # mkstemp creates 0600 files; checkpoints get the permissions open() would give.
         self._file_mode = 0o666 & ~_current_umask()
         if _get_rank() == save_on_rank:
@@ -268,13 +276,13 @@ class DiskSaver(BaseSaveHandler):
                     f"{self.dirname}. If you want to use this directory anyway, pass `require_empty=False`."
                 )
 
-    def _dump(self, checkpoint: Mapping, f: Any) -> None:
+    def _dump(self, checkpoint: Mapping[str, Any], f: Any) -> None:
         if self._use_torch:
             _import_torch().save(checkpoint, f, **self.kwargs)
         else:
             pickle.dump(checkpoint, f, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
         if _get_rank() != self.save_on_rank:
             return
         path = self.dirname / filename
@@ -315,7 +323,7 @@ class Checkpoint:
     the ``n_saved`` best files by score (the latest ones without a score)."""
 
     class Item(NamedTuple):
-        priority: Any
+        priority: float  # the score, or the global step
         filename: str
 
     SAVED_CHECKPOINT = CheckpointEvents.SAVED_CHECKPOINT
@@ -325,13 +333,13 @@ class Checkpoint:
 
     def __init__(
         self,
-        to_save: Mapping,
-        save_handler: str | Path | Callable | BaseSaveHandler,
+        to_save: Mapping[str, Any],
+        save_handler: str | Path | Callable[..., Any] | BaseSaveHandler,
         filename_prefix: str = "",
-        score_function: Callable | None = None,
+        score_function: Callable[[Any], Any] | None = None,
         score_name: str | None = None,
         n_saved: int | None = 1,
-        global_step_transform: Callable | None = None,
+        global_step_transform: Callable[[Any, Any], Any] | None = None,
         filename_pattern: str | None = None,
         include_self: bool = False,
         greater_or_equal: bool = False,
@@ -356,7 +364,7 @@ class Checkpoint:
         if global_step_transform is not None and not callable(global_step_transform):
             raise TypeError(f"global_step_transform should be a function, got {type(global_step_transform)} instead.")
         if n_saved is not None:
-            if isinstance(n_saved, bool) or not isinstance(n_saved, numbers.Integral):
+            if not _is_int(n_saved):
                 raise TypeError(f"n_saved must be a positive integer or None, got {n_saved!r}")
             if n_saved < 1:
                 raise ValueError(f"n_saved must be a positive integer or None, got {n_saved}")
@@ -384,7 +392,7 @@ class Checkpoint:
             return True
         return len(self._saved) < self.n_saved + int(or_equal)
 
-    def _compare_fn(self, new: Any) -> bool:
+    def _compare_fn(self, new: float) -> bool:
         # Equal scores: the older file is kept unless greater_or_equal (ignite's rule).
         if self.greater_or_equal:
             return new >= self._saved[0].priority
@@ -404,7 +412,7 @@ class Checkpoint:
         handler = self.save_handler
         return isinstance(handler, BaseSaveHandler) or callable(getattr(handler, "remove", None))
 
-    def _setup_checkpoint(self) -> dict:
+    def _setup_checkpoint(self) -> dict[str, Any]:
         checkpoint = {}
         if self.to_save is not None:
             for key, obj in self.to_save.items():
@@ -509,7 +517,7 @@ class Checkpoint:
         self._saved = saved
         # Not for a re-save under the same name: the new write has replaced the file.
         if evicted is not None and evicted.filename != filename and self._can_remove():
-            self.save_handler.remove(evicted.filename)
+            self.save_handler.remove(evicted.filename)  # type: ignore[union-attr]  # _can_remove: it has one
         # One rank writes; no rank goes on (and reads last_checkpoint) before
         # the file is complete and the evicted one gone.
         distributed.barrier()
@@ -520,7 +528,7 @@ class Checkpoint:
     # -- loading -----------------------------------------------------------------------
 
     @staticmethod
-    def load_objects(to_load: Mapping, checkpoint: str | Path | Mapping, **kwargs: Any) -> None:
+    def load_objects(to_load: Mapping[str, Any], checkpoint: str | Path | Mapping[str, Any], **kwargs: Any) -> None:
         """Load ``to_load``'s objects from a checkpoint (a file path or a loaded dict).
 
         With a single object, a checkpoint that is that object's state dict itself
@@ -560,7 +568,9 @@ class Checkpoint:
         for key, obj in to_load.items():
             load(obj, checkpoint_obj[key])
 
-    def reload_objects(self, to_load: Mapping, load_kwargs: dict | None = None, **filename_components: Any) -> None:
+    def reload_objects(
+        self, to_load: Mapping[str, Any], load_kwargs: dict[str, Any] | None = None, **filename_components: Any
+    ) -> None:
         """Load ``to_load`` from one of this Checkpoint's files: the file the
         ``filename_components`` (e.g. ``global_step=3``) name, else ``last_checkpoint``."""
         if not isinstance(self.save_handler, DiskSaver):
@@ -572,10 +582,12 @@ class Checkpoint:
             if path is None:
                 raise ValueError("No checkpoint has been saved yet: pass filename components or save first")
         else:
-            components = {
+            components: dict[str, Any] = {
                 "filename_prefix": self.filename_prefix,
                 "ext": self.ext,
-                "name": next(iter(self.to_save)) if self.to_save is not None and len(self.to_save) == 1 else "checkpoint",
+                "name": (
+                    next(iter(self.to_save)) if self.to_save is not None and len(self.to_save) == 1 else "checkpoint"
+                ),
                 "score_name": self.score_name,
                 "score": None,
                 "global_step": None,
@@ -594,20 +606,22 @@ class Checkpoint:
 
     # -- its own state ------------------------------------------------------------------
 
-    def state_dict(self) -> OrderedDict:
+    def state_dict(self) -> OrderedDict[str, Any]:
         """The kept files, ``[(priority, filename), ...]``: resuming a run with it
         keeps rotating the files of the run before."""
         return self._state_dict_of(self._saved)
 
     @staticmethod
-    def _state_dict_of(saved: list) -> OrderedDict:
+    def _state_dict_of(saved: list[Checkpoint.Item]) -> OrderedDict[str, Any]:
         return OrderedDict([("_saved", [(p, f) for p, f in saved])])
 
-    def load_state_dict(self, state_dict: Mapping) -> None:
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Argument state_dict should be a dictionary, but given {type(state_dict)}")
         if "_saved" not in state_dict:
-            raise ValueError(f"Required state attribute '_saved' is absent in provided state_dict '{state_dict.keys()}'")
+            raise ValueError(
+                f"Required state attribute '_saved' is absent in provided state_dict '{state_dict.keys()}'"
+            )
         saved = []
         for entry in state_dict["_saved"]:
             try:
@@ -622,14 +636,15 @@ class Checkpoint:
         self._saved = []
 
     @staticmethod
-    def get_default_score_fn(metric_name: str, score_sign: float = 1.0) -> Callable:
+    def get_default_score_fn(metric_name: str, score_sign: float = 1.0) -> Callable[[Any], float]:
         """A score_function returning ``score_sign * engine.state.metrics[metric_name]``
         (``score_sign=-1.0`` for a metric where lower is better, e.g. a loss)."""
         if score_sign not in (1.0, -1.0):
             raise ValueError("Argument score_sign should be 1 or -1")
 
         def wrapper(engine: Any) -> float:
-            return score_sign * engine.state.metrics[metric_name]
+            score: float = score_sign * engine.state.metrics[metric_name]
+            return score
 
         return wrapper
 
@@ -642,13 +657,13 @@ class ModelCheckpoint(Checkpoint):
         self,
         dirname: str | Path,
         filename_prefix: str = "",
-        score_function: Callable | None = None,
+        score_function: Callable[[Any], Any] | None = None,
         score_name: str | None = None,
         n_saved: int | None = 1,
         atomic: bool = True,
         require_empty: bool = True,
         create_dir: bool = True,
-        global_step_transform: Callable | None = None,
+        global_step_transform: Callable[[Any, Any], Any] | None = None,
         filename_pattern: str | None = None,
         include_self: bool = False,
         greater_or_equal: bool = False,
@@ -677,7 +692,7 @@ class ModelCheckpoint(Checkpoint):
             save_on_rank=save_on_rank,
         )
 
-    def __call__(self, engine: Any, to_save: Mapping) -> None:  # type: ignore[override]
+    def __call__(self, engine: Any, to_save: Mapping[str, Any]) -> None:  # type: ignore[override]
         if len(to_save) == 0:
             raise RuntimeError("No objects to checkpoint found.")
         _check_objects(to_save, "state_dict", "to_save")
@@ -687,7 +702,9 @@ class ModelCheckpoint(Checkpoint):
         super().__call__(engine)
 
 
-def global_step_from_engine(engine: Any, custom_event_name: Any = None, fallback_attr: str = "epoch") -> Callable:
+def global_step_from_engine(
+    engine: Any, custom_event_name: Any = None, fallback_attr: str = "epoch"
+) -> Callable[[Any, Any], int]:
     """A global_step_transform reading ``engine``'s counter (e.g. the trainer's epoch
     when checkpointing on an evaluator): the counter of the event the checkpoint
     fires on, or of ``custom_event_name``; ``engine.state.<fallback_attr>`` for an
@@ -696,8 +713,11 @@ def global_step_from_engine(engine: Any, custom_event_name: Any = None, fallback
     def wrapper(_: Any, event_name: Any) -> int:
         if custom_event_name is not None:
             event_name = custom_event_name
+        step: int
         if event_name in type(engine.state).event_to_attr:
-            return engine.state.get_event_attrib_value(event_name)
-        return getattr(engine.state, fallback_attr)
+            step = engine.state.get_event_attrib_value(event_name)
+        else:
+            step = getattr(engine.state, fallback_attr)
+        return step
 
     return wrapper

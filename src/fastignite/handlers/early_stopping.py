@@ -15,6 +15,12 @@ from ._handler_logging import handler_logger, is_engine
 __all__ = ["EarlyStopping"]
 
 
+def _is_number(value: object) -> bool:
+    # A helper, not an inline isinstance: typeshed does not make int or float
+    # numbers.Real, and mypy would take the rest of a check on them as unreachable.
+    return not isinstance(value, bool) and isinstance(value, numbers.Real)
+
+
 def _deprecated(old: str, new: str) -> None:
     # stacklevel 3: the warning points at the user's line, past this helper and its caller.
     warnings.warn(
@@ -41,12 +47,12 @@ class EarlyStopping:
     """
 
     _state_dict_all_req_keys = ("counter", "best_score", "threshold_mode")
-    _state_dict_one_of_opt_keys: tuple = ()
+    _state_dict_one_of_opt_keys: tuple[tuple[str, ...], ...] = ()
 
     def __init__(
         self,
         patience: int,
-        score_function: Callable,
+        score_function: Callable[[Any], Any],
         trainer: Any,
         threshold: float = 0.0,
         cumulative: bool = False,
@@ -60,7 +66,7 @@ class EarlyStopping:
             raise TypeError("Argument score_function should be a function.")
         # ignite compares patience < 1 directly, so a non-number fails with a bare
         # "'<' not supported"; here the error names the argument.
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Real):
+        if not _is_number(patience):
             raise TypeError(f"Argument patience should be positive integer, got {patience!r}.")
         if patience < 1:
             raise ValueError("Argument patience should be positive integer.")
@@ -75,7 +81,7 @@ class EarlyStopping:
         if cumulative_delta is not None:
             _deprecated("cumulative_delta", "cumulative")
             cumulative = cumulative_delta
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        if not _is_number(threshold):
             raise TypeError(f"Argument threshold should be a number, got {threshold!r}.")
         if threshold < 0.0:
             raise ValueError("Argument threshold should not be a negative number.")
@@ -86,7 +92,7 @@ class EarlyStopping:
         self.score_function = score_function
         self.patience = patience
         self.threshold = threshold
-        self.threshold_mode = threshold_mode
+        self.threshold_mode: str = threshold_mode  # "abs" or "rel"
         self.cumulative = cumulative
         self.trainer = trainer
         self.mode = mode
@@ -146,7 +152,8 @@ class EarlyStopping:
             # bar the next one must clear.
             self.best_score = max(score, best) if maximize else min(score, best)
         self.counter += 1
-        self.logger.debug("EarlyStopping: %i / %i" % (self.counter, self.patience))
+        # ignite's message: %i truncates a float patience, a format spec would raise.
+        self.logger.debug("EarlyStopping: %i / %i" % (self.counter, self.patience))  # noqa: UP031
         if self.counter >= self.patience:
             self.logger.info("EarlyStopping: Stop training")
             self.trainer.terminate()
@@ -170,13 +177,13 @@ class EarlyStopping:
         engine.add_event_handler(event, self)
         (reset_engine or engine).add_event_handler(reset_event, self.reset)
 
-    def state_dict(self) -> OrderedDict:
+    def state_dict(self) -> OrderedDict[str, Any]:
         """``counter``, ``best_score`` and ``threshold_mode``: what resuming needs."""
         return OrderedDict(
             [("counter", self.counter), ("best_score", self.best_score), ("threshold_mode", self.threshold_mode)]
         )
 
-    def load_state_dict(self, state_dict: Mapping) -> None:
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore from ``state_dict()``; every key it returns is required, as in ignite."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Argument state_dict should be a dictionary, but given {type(state_dict)}")

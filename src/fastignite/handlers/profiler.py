@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
 
-from .._registry import FilteredHandler
+from .._registry import Entry, FilteredHandler
 from ..events import Events
 from ._handler_logging import is_engine
 
@@ -46,7 +46,9 @@ class _Timed:
     handler while it is wrapped.
     """
 
-    def __init__(self, handler: Callable, times: list, profiler: "HandlersTimeProfiler", gated: bool) -> None:
+    def __init__(
+        self, handler: Callable[..., Any], times: list[float], profiler: HandlersTimeProfiler, gated: bool
+    ) -> None:
         functools.update_wrapper(self, handler)
         # update_wrapper copied the handler's __dict__; a _parent or marker found
         # there belongs to the handler, this object defines its own below.
@@ -60,7 +62,7 @@ class _Timed:
         # means the filter said no, as ignite's profiler assumes.
         self.gated = gated
 
-    def _parent(self) -> Callable:
+    def _parent(self) -> Callable[..., Any]:
         return self._user_handler
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
@@ -74,7 +76,7 @@ class _Timed:
         return f"<timed {self.handler!r}>"
 
 
-def _stats(times: Sequence[float]) -> list:
+def _stats(times: Sequence[float]) -> list[Any]:
     """[total, (min, index), (max, index), mean, std] over the non-zero times, or
     ignite's placeholders when there are none."""
     data = [t for t in times if t > 0]
@@ -118,10 +120,10 @@ class HandlersTimeProfiler:
         self._dataflow_start = 0.0
         self._processing_start = 0.0
         # engine -> registry keys this profiler created (removed again when empty)
-        self._created: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._created: weakref.WeakKeyDictionary[Any, set[Any]] = weakref.WeakKeyDictionary()
 
     @staticmethod
-    def _get_callable_name(handler: Callable) -> str:
+    def _get_callable_name(handler: Callable[..., Any]) -> str:
         return getattr(handler, "__qualname__", handler.__class__.__name__)
 
     # -- the profiler's own handlers ----------------------------------------------
@@ -151,7 +153,7 @@ class HandlersTimeProfiler:
 
     # -- wrapping and restoring ---------------------------------------------------
 
-    def _wrapped_entry(self, engine: Any, event: Any, entry: tuple) -> tuple:
+    def _wrapped_entry(self, engine: Any, event: Any, entry: Entry) -> Entry:
         handler, args, kwargs = entry
         name = self._get_callable_name(handler)
         times = self.event_handlers_times.setdefault(event, {}).setdefault(name, [])
@@ -207,7 +209,7 @@ class HandlersTimeProfiler:
     def _detach_profiler_handlers(self, engine: Any) -> None:
         self._restore(engine, keep_attached=True)
 
-    def _insert(self, engine: Any, event: Any, index: int | None, entry: tuple) -> None:
+    def _insert(self, engine: Any, event: Any, index: int | None, entry: Entry) -> None:
         registry = engine._event_handlers
         if event not in registry:
             self._created.setdefault(engine, set()).add(event)
@@ -229,9 +231,9 @@ class HandlersTimeProfiler:
         created = self._created.get(engine, set())
         for event in list(registry):
             entries = dict.get(registry, event)
-            restored = []
+            restored: list[Entry] = []
             changed = False
-            for entry in entries:
+            for entry in entries:  # type: ignore[union-attr]  # event is one of the registry's keys
                 handler = entry[0]
                 if not self._owns(handler):
                     restored.append(entry)
@@ -272,7 +274,9 @@ class HandlersTimeProfiler:
         ``Total`` row, a ``Processing`` and a ``Dataflow`` row (seconds, rounded
         to 5 digits; a handler never called is "not triggered")."""
         total = round(
-            float(math.fsum(t for by_name in self.event_handlers_times.values() for ts in by_name.values() for t in ts)),
+            float(
+                math.fsum(t for by_name in self.event_handlers_times.values() for ts in by_name.values() for t in ts)
+            ),
             5,
         )
         rows: list[list[Any]] = [

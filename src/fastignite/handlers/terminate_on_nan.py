@@ -28,7 +28,8 @@ def _number_is_finite(x: numbers.Number) -> bool:
     is_finite = getattr(x, "is_finite", None)  # decimal.Decimal
     if callable(is_finite):
         return bool(is_finite())
-    return cmath.isfinite(complex(x))  # type: ignore[arg-type]
+    # A Number that is none of the ABCs above: complex() takes it or says why not.
+    return cmath.isfinite(complex(x))  # type: ignore[call-overload]
 
 
 def _check(x: Any, torch: Any) -> None:
@@ -69,7 +70,7 @@ class TerminateOnNan:
     that already imported torch.
     """
 
-    def __init__(self, output_transform: Callable = lambda x: x) -> None:
+    def __init__(self, output_transform: Callable[..., Any] = lambda x: x) -> None:
         if not callable(output_transform):
             raise TypeError(f"Argument output_transform should be callable, got {type(output_transform)}")
         self.logger = handler_logger(__name__ + "." + self.__class__.__name__)

@@ -35,7 +35,7 @@ class Timer:
         pause: Any = Events.COMPLETED,
         resume: Any | None = None,
         step: Any | None = None,
-    ) -> "Timer":
+    ) -> Timer:
         """Reset on ``start``, pause on ``pause``, and optionally resume on
         ``resume`` and step on ``step``.  Returns this timer."""
         engine.add_event_handler(start, self.reset)
@@ -48,7 +48,7 @@ class Timer:
 
     # The methods take and ignore *args so that they can be handlers of any event
     # (called with or without the engine).
-    def reset(self, *args: Any) -> "Timer":
+    def reset(self, *args: Any) -> Timer:
         """Start again from zero, running, with no steps."""
         self._t0 = perf_counter()
         self.total = 0.0

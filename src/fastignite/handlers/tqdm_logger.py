@@ -37,7 +37,7 @@ class ProgressBar:
     first bar is made, not before.
     """
 
-    _events_order: list = [
+    _events_order: list[Events] = [
         Events.STARTED,
         Events.EPOCH_STARTED,
         Events.ITERATION_STARTED,
@@ -49,7 +49,9 @@ class ProgressBar:
     def __init__(
         self,
         persist: bool = False,
-        bar_format: str | None = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}<{remaining}]",
+        bar_format: str | None = (
+            "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}{postfix} [{elapsed}<{remaining}]"
+        ),
         **tqdm_kwargs: Any,
     ) -> None:
         # Fail here, where the user builds the bar, rather than mid-run; find_spec
@@ -109,7 +111,7 @@ class ProgressBar:
         self,
         engine: Any,
         metric_names: str | list[str] | None = None,
-        output_transform: Callable | None = None,
+        output_transform: Callable[..., Any] | None = None,
         event_name: Any = Events.ITERATION_COMPLETED,
         closing_event_name: Any = Events.EPOCH_COMPLETED,
         state_attributes: list[str] | None = None,
@@ -125,19 +127,24 @@ class ProgressBar:
         if not self._compare_lt(event_name, closing_event_name):
             raise ValueError(f"Logging event {event_name} should be called before closing event {closing_event_name}")
         log_handler = _OutputHandler(
-            desc, metric_names, output_transform, closing_event_name=closing_event_name, state_attributes=state_attributes
+            desc,
+            metric_names,
+            output_transform,
+            closing_event_name=closing_event_name,
+            state_attributes=state_attributes,
         )
         self._attach_handler(engine, log_handler, event_name)
         engine.add_event_handler(closing_event_name, self._close)
 
-    def _attach_handler(self, engine: Any, log_handler: Callable, event_name: Any) -> RemovableEventHandle:
+    def _attach_handler(self, engine: Any, log_handler: Callable[..., Any], event_name: Any) -> RemovableEventHandle:
         event_to_attr = getattr(type(engine.state), "event_to_attr", State.event_to_attr)
         events = list(event_name) if isinstance(event_name, EventsList) else [event_name]
         for e in events:
             if e not in event_to_attr:
                 raise RuntimeError(f"Unknown event name '{e}'")
         if len(events) == 1 and not isinstance(event_name, EventsList):
-            return engine.add_event_handler(event_name, log_handler, self, event_name)
+            handle: RemovableEventHandle = engine.add_event_handler(event_name, log_handler, self, event_name)
+            return handle
         for e in events:
             engine.add_event_handler(e, log_handler, self, e)
         return RemovableEventHandle(event_name, log_handler, engine)
@@ -162,7 +169,7 @@ class _OutputHandler:
         self,
         description: str,
         metric_names: str | list[str] | None = None,
-        output_transform: Callable | None = None,
+        output_transform: Callable[..., Any] | None = None,
         closing_event_name: Any = Events.EPOCH_COMPLETED,
         state_attributes: list[str] | None = None,
     ) -> None:
@@ -180,15 +187,16 @@ class _OutputHandler:
 
     @staticmethod
     def get_max_number_events(event_name: Any, engine: Any) -> int | None:
+        total: int | None = 1
         if event_name in (Events.ITERATION_STARTED, Events.ITERATION_COMPLETED):
-            return engine.state.epoch_length
-        if event_name in (Events.EPOCH_STARTED, Events.EPOCH_COMPLETED):
-            return engine.state.max_epochs
-        return 1
+            total = engine.state.epoch_length
+        elif event_name in (Events.EPOCH_STARTED, Events.EPOCH_COMPLETED):
+            total = engine.state.max_epochs
+        return total
 
-    def _values(self, engine: Any) -> OrderedDict:
+    def _values(self, engine: Any) -> OrderedDict[str, Any]:
         """name -> value to show, nested containers flattened to ``name_i``."""
-        values: OrderedDict = OrderedDict()
+        values: OrderedDict[str, Any] = OrderedDict()
         metrics = engine.state.metrics
         if self.metric_names == "all":
             values.update(metrics)
@@ -205,7 +213,7 @@ class _OutputHandler:
             values.update(output if isinstance(output, dict) else {"output": output})
         if self.state_attributes is not None:
             values.update({name: getattr(engine.state, name, None) for name in self.state_attributes})
-        flat: OrderedDict = OrderedDict()
+        flat: OrderedDict[str, Any] = OrderedDict()
         _flatten(values, (), flat, _tensor_type())
         return flat
 
@@ -227,7 +235,7 @@ class _OutputHandler:
         logger.pbar.update(step - logger.pbar.n)
 
 
-def _flatten(values: Mapping, prefix: tuple, out: OrderedDict, tensor: Any) -> None:
+def _flatten(values: Mapping[str, Any], prefix: tuple[str, ...], out: OrderedDict[str, Any], tensor: Any) -> None:
     for key, value in values.items():
         path = prefix + (key,)
         if isinstance(value, Mapping):
