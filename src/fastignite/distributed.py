@@ -413,7 +413,7 @@ def _sharded(data: Any) -> bool:
 # -- resuming -----------------------------------------------------------------------------
 
 
-def _natural(name: str) -> list:
+def _natural(name: str) -> list[tuple[int, int, str]]:
     """A name's sort key with its numbers compared as numbers: on a file system
     whose times are coarse, step 100 is still newer than step 99."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]

@@ -74,10 +74,14 @@ def environment_lines(impls: Sequence[sc.Implementation]) -> list[str]:
         else:
             ignite = "no ignite (left out): the ignite and drop-in columns are left out"
     return [
-        f"Python {platform.python_version()} ({platform.python_implementation()}) on {platform.system()} "
-        f"{platform.machine()}, {_cpu_model()}, nproc={_nproc()}",
-        f"fastignite {fastignite.__version__} from {os.path.dirname(fastignite.__file__)}; "
-        f"backends available: {', '.join(twins)}{missing}; default at import: {fastignite.BACKEND}",
+        (
+            f"Python {platform.python_version()} ({platform.python_implementation()}) on {platform.system()} "
+            f"{platform.machine()}, {_cpu_model()}, nproc={_nproc()}"
+        ),
+        (
+            f"fastignite {fastignite.__version__} from {os.path.dirname(fastignite.__file__)}; "
+            f"backends available: {', '.join(twins)}{missing}; default at import: {fastignite.BACKEND}"
+        ),
         f"compared with: {ignite}",
     ]
 
@@ -155,9 +159,11 @@ def footnotes(results: Results, n: int) -> list[str]:
     with_ignite = any(ik == "ignite" for _, ik in results)
     ignite_runs = f" and {n // sc.IGNITE_DIVISOR:,} (ignite)" if with_ignite else ""
     notes = [
-        f"Runs: {n:,} iterations (hand loop, fastignite{', drop-in' if with_ignite else ''}){ignite_runs}, "
-        "data=None with epoch_length = iterations unless stated; runs making many handler calls per iteration "
-        f"are shortened to about {sc.CALLS_PER_ITERATION_BUDGET} calls x N; filtered runs span whole periods.",
+        (
+            f"Runs: {n:,} iterations (hand loop, fastignite{', drop-in' if with_ignite else ''}){ignite_runs}, "
+            "data=None with epoch_length = iterations unless stated; runs making many handler calls per iteration "
+            f"are shortened to about {sc.CALLS_PER_ITERATION_BUDGET} calls x N; filtered runs span whole periods."
+        ),
     ]
     if any(ik == "dropin" for _, ik in results):
         import fastignite
