@@ -102,8 +102,9 @@ DEFAULT_KEYS = (
 )  # fmt: skip
 WARM_UP_RUNS = 64
 MARKER_FUNCTION = "getppid"  # libc's; called by os.getppid() and by nothing in the runs
-ALLOCATING = frozenset({"malloc", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
-                        "aligned_alloc", "valloc", "pvalloc"})
+ALLOCATING = frozenset(
+    {"malloc", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign", "aligned_alloc", "valloc", "pvalloc"}
+)
 FREEING = frozenset({"free", "cfree"})
 _RECURSION_SUFFIX = re.compile(r"'\d+$")  # callgrind's name'2 for a recursion level
 NOT_LINEAR_MARK = "*"
@@ -199,8 +200,12 @@ def measure_impl(impl_key: str, keys: Sequence[str], n: int, work: Path) -> dict
     manifest = out_dir / "manifest.json"
     env = dict(os.environ, PYTHONMALLOC="malloc", PYTHONHASHSEED="0")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run(valgrind_command(impl_key, keys, n, out_dir, manifest), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        valgrind_command(impl_key, keys, n, out_dir, manifest),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0 or not manifest.exists():
         raise RuntimeError(f"the {impl_key} child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     labels = json.loads(manifest.read_text())["labels"]
@@ -233,8 +238,9 @@ def _num(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def table(cells: dict, scenarios: Sequence[sc.Scenario], impls: Sequence[str], labels: dict,
-          detail: bool) -> tuple[list[str], list[list[str]]]:
+def table(
+    cells: dict, scenarios: Sequence[sc.Scenario], impls: Sequence[str], labels: dict, detail: bool
+) -> tuple[list[str], list[list[str]]]:
     columns = ["scenario", "iterations N"]
     for impl in impls:
         columns.append(f"{labels[impl]} allocs/it" + ("" if impl == "loop" else " (excess)"))
@@ -284,10 +290,15 @@ def _nproc() -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=DEFAULT_N,
-                   help="iterations N of the smallest measured run (rounded up to whole filter periods)")
-    p.add_argument("--only", metavar="KEY", nargs="+",
-                   help=f"scenario keys to measure (default: {' '.join(DEFAULT_KEYS)})")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=DEFAULT_N,
+        help="iterations N of the smallest measured run (rounded up to whole filter periods)",
+    )
+    p.add_argument(
+        "--only", metavar="KEY", nargs="+", help=f"scenario keys to measure (default: {' '.join(DEFAULT_KEYS)})"
+    )
     p.add_argument("--all", action="store_true", help="measure every scenario (the 256-handler rows take minutes)")
     p.add_argument("--detail", action="store_true", help="also print calls per function and allocations minus frees")
     p.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown")
@@ -315,20 +326,28 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fastignite-allocations-") as tmp:
-        print(f"  measuring {', '.join(impls)} under callgrind ({len(scenarios)} scenarios)...",
-              file=sys.stderr, flush=True)
+        print(
+            f"  measuring {', '.join(impls)} under callgrind ({len(scenarios)} scenarios)...",
+            file=sys.stderr,
+            flush=True,
+        )
         with ThreadPoolExecutor(max_workers=_nproc()) as pool:
-            futures = {impl: pool.submit(measure_impl, impl, [s.key for s in scenarios], args.n, Path(tmp))
-                       for impl in impls}
+            futures = {
+                impl: pool.submit(measure_impl, impl, [s.key for s in scenarios], args.n, Path(tmp)) for impl in impls
+            }
             counts = {impl: f.result() for impl, f in futures.items()}
     elapsed = time.perf_counter() - started
 
     cells = {(s.key, impl): Cell(counts[impl], s.key, period_multiple(args.n, s)) for s in scenarios for impl in impls}
-    print("fastignite: heap allocations per iteration (calls to malloc/calloc/realloc under PYTHONMALLOC=malloc, "
-          "counted by callgrind); (count(2N) - count(N)) / N; lower is better")
-    print(f"Python {platform.python_version()} on {platform.system()} {platform.machine()}; fastignite "
-          f"{fastignite.__version__}; implementations: {', '.join(labels[i] for i in impls)}"
-          + ("" if "compiled" in impls else " (compiled: not built)"))
+    print(
+        "fastignite: heap allocations per iteration (calls to malloc/calloc/realloc under PYTHONMALLOC=malloc, "
+        "counted by callgrind); (count(2N) - count(N)) / N; lower is better"
+    )
+    print(
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}; fastignite "
+        f"{fastignite.__version__}; implementations: {', '.join(labels[i] for i in impls)}"
+        + ("" if "compiled" in impls else " (compiled: not built)")
+    )
     print()
     fmt = format_markdown if args.markdown else format_text
     print(fmt(*table(cells, scenarios, impls, labels, args.detail)))
@@ -337,9 +356,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("Check passed in every cell: (count(3N) - count(2N)) / N is the same figure.")
     else:
         print(f"{NOT_LINEAR_MARK} (count(3N) - count(2N)) / N differs: the cost per iteration changes along the run.")
-    print("(excess) = allocations per iteration beyond the hand loop's, which makes the same calls. The hand "
-          "loop's own: its iteration counter (an int past 256), a list iterator per walk over handlers, and with "
-          "every=k > 256 the remainder it % k whenever it is past 256 (0.74 per iteration for every=1000).")
+    print(
+        "(excess) = allocations per iteration beyond the hand loop's, which makes the same calls. The hand "
+        "loop's own: its iteration counter (an int past 256), a list iterator per walk over handlers, and with "
+        "every=k > 256 the remainder it % k whenever it is past 256 (0.74 per iteration for every=1000)."
+    )
     print(f"measured in {elapsed:.0f} s")
 
 

@@ -34,6 +34,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("ns per iteration (min of rounds)")
     terminalreporter.write_line(" | ".join([" " * width, *(f"{label:>{widths[label]}}" for label in labels)]))
     for title, row in _PER_ITERATION.items():
-        cells = [f"{row[label]:>{widths[label]},.1f}" if label in row else f"{'-':>{widths[label]}}"
-                 for label in labels]
+        cells = [
+            f"{row[label]:>{widths[label]},.1f}" if label in row else f"{'-':>{widths[label]}}" for label in labels
+        ]
         terminalreporter.write_line(" | ".join([title.ljust(width), *cells]))

@@ -95,11 +95,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    mp.start_processes(_rank_main, args=(args.ranks, _free_port(), args.iterations, args.repeats, queue),
-                       nprocs=args.ranks, start_method="spawn")
+    mp.start_processes(
+        _rank_main,
+        args=(args.ranks, _free_port(), args.iterations, args.repeats, queue),
+        nprocs=args.ranks,
+        start_method="spawn",
+    )
     results = queue.get()
     print(f"per iteration, {args.ranks} ranks on gloo, min of {args.repeats} (slowest rank)")
-    print("| loop | agree_every=0 (off) | \"auto\" (default) | 1 (every iteration) |")
+    print('| loop | agree_every=0 (off) | "auto" (default) | 1 (every iteration) |')
     print("|---|---|---|---|")
     for loop in ("empty", "ddp"):
         off = results[(loop, "0")]

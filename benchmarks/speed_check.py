@@ -33,11 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=11, help="interleaved runs of each, minimum kept (11)")
     args = p.parse_args(argv)
 
-    print(f"fastignite {fastignite.__version__} from {os.path.dirname(fastignite.__file__)}, "
-          f"backend {fastignite.BACKEND}, Python {sys.version.split()[0]}")
+    print(
+        f"fastignite {fastignite.__version__} from {os.path.dirname(fastignite.__file__)}, "
+        f"backend {fastignite.BACKEND}, Python {sys.version.split()[0]}"
+    )
     if fastignite.BACKEND != "compiled" and not args.allow_pure:
-        print(f"FAIL: fastignite.BACKEND is {fastignite.BACKEND!r}, not 'compiled' "
-              "(its extension was not built or does not import; --allow-pure measures the pure twin)")
+        print(
+            f"FAIL: fastignite.BACKEND is {fastignite.BACKEND!r}, not 'compiled' "
+            "(its extension was not built or does not import; --allow-pure measures the pure twin)"
+        )
         return 1
 
     impls = {impl.key: impl for impl in sc.implementations(with_ignite=False)}

@@ -160,8 +160,10 @@ def train(args: argparse.Namespace, out_dir: Path) -> None:
     def validate(engine: Engine) -> None:
         metrics = evaluator.run(val_loader).metrics
         if rank == 0 and (args.no_progress or engine.state.epoch % 5 == 0):
-            message = (f"epoch {engine.state.epoch:3d}: validation accuracy {metrics['accuracy']:.3f}, "
-                       f"loss {metrics['loss']:.4f}")
+            message = (
+                f"epoch {engine.state.epoch:3d}: validation accuracy {metrics['accuracy']:.3f}, "
+                f"loss {metrics['loss']:.4f}"
+            )
             (print if args.no_progress else bar.log_message)(message)
 
     # The two best models by validation accuracy, named by the trainer's epoch.
@@ -234,9 +236,11 @@ def train(args: argparse.Namespace, out_dir: Path) -> None:
         plain = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         torch.save({"model": plain.state_dict(), "optimizer": optimizer.state_dict(),
                     "epoch": state.epoch, "iteration": state.iteration, "world_size": world_size}, final)  # fmt: skip
-        print(f"trained {state.epoch} epochs ({state.iteration} iterations) on {world_size} "
-              f"process{'es' if world_size > 1 else ''} in {elapsed:.1f} s; "
-              f"validation accuracy {evaluator.state.metrics['accuracy']:.3f}")
+        print(
+            f"trained {state.epoch} epochs ({state.iteration} iterations) on {world_size} "
+            f"process{'es' if world_size > 1 else ''} in {elapsed:.1f} s; "
+            f"validation accuracy {evaluator.state.metrics['accuracy']:.3f}"
+        )
         print(f"weights sha256 on ranks 0..{world_size - 1}: {' '.join(digests)}: identical")
         if isinstance(train_loader.sampler, DistributedSampler):
             # The engine called set_epoch(epoch - 1) on it at every epoch start.

@@ -24,7 +24,6 @@ from digits import measure_dispatch_cost  # the cost report, shared with example
 import fastignite
 from fastignite import Engine, EventEnum, Events, throttle_filter
 
-
 # -- data and model -------------------------------------------------------------------------
 
 

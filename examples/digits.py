@@ -27,7 +27,6 @@ import time
 import fastignite
 from fastignite import Engine, Events
 
-
 # -- data and model -------------------------------------------------------------------------
 
 
@@ -43,8 +42,7 @@ def load_data(seed: int, batch_size: int):
     cut = int(0.8 * len(x))
     train, val = order[:cut], order[cut:]
     shuffle = torch.Generator().manual_seed(seed + 1)  # the loader's own: runs repeat exactly
-    train_loader = DataLoader(TensorDataset(x[train], y[train]), batch_size=batch_size, shuffle=True,
-                              generator=shuffle)
+    train_loader = DataLoader(TensorDataset(x[train], y[train]), batch_size=batch_size, shuffle=True, generator=shuffle)
     val_loader = DataLoader(TensorDataset(x[val], y[val]), batch_size=256)
     return train_loader, val_loader
 
@@ -119,8 +117,10 @@ def train(epochs: int, out_dir: str, progress: bool, seed: int = 0) -> float:
     def validate(engine: Engine) -> None:
         metrics = evaluator.run(val_loader).metrics
         if engine.state.epoch % 5 == 0 or not progress:
-            message = (f"epoch {engine.state.epoch:3d}: validation accuracy {metrics['accuracy']:.3f}, "
-                       f"loss {metrics['loss']:.4f}")
+            message = (
+                f"epoch {engine.state.epoch:3d}: validation accuracy {metrics['accuracy']:.3f}, "
+                f"loss {metrics['loss']:.4f}"
+            )
             (bar.log_message if progress else print)(message)
 
     if progress:
@@ -128,8 +128,10 @@ def train(epochs: int, out_dir: str, progress: bool, seed: int = 0) -> float:
         bar.attach(trainer, output_transform=lambda loss: {"loss": loss})
 
     state = trainer.run(train_loader, max_epochs=epochs)
-    print(f"trained {state.epoch} epochs ({state.iteration} iterations); "
-          f"best checkpoint {os.path.basename(best.last_checkpoint)}")
+    print(
+        f"trained {state.epoch} epochs ({state.iteration} iterations); "
+        f"best checkpoint {os.path.basename(best.last_checkpoint)}"
+    )
 
     # Reload the best checkpoint into fresh objects and check it scores what it scored.
     fresh = make_model()
@@ -188,19 +190,29 @@ def _hand_loop_cost(n: int) -> float:
 
 
 def measure_dispatch_cost(n: int = 200_000) -> None:
-    rows = [("hand-written loop", _hand_loop_cost(n)), (f"fastignite ({fastignite.BACKEND})", _engine_cost(fastignite, n))]
+    rows = [
+        ("hand-written loop", _hand_loop_cost(n)),
+        (f"fastignite ({fastignite.BACKEND})", _engine_cost(fastignite, n)),
+    ]
     # The pure twin is chosen at import: measure it in a child process.
-    child = subprocess.run([sys.executable, __file__, "--cost-only", str(n)], capture_output=True, text=True,
-                           env={**os.environ, "FASTIGNITE_PURE": "1"}, check=True)
+    child = subprocess.run(
+        [sys.executable, __file__, "--cost-only", str(n)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FASTIGNITE_PURE": "1"},
+        check=True,
+    )
     rows.append(("fastignite (pure)", json.loads(child.stdout.strip().splitlines()[-1])["ns"]))
     try:
         import ignite.engine
     except ImportError:
-        print("(pytorch-ignite is not installed: python -m pip install -e \".[ignite]\" adds it here)")
+        print('(pytorch-ignite is not installed: python -m pip install -e ".[ignite]" adds it here)')
     else:
         rows.append((f"pytorch-ignite {ignite.__version__}", _engine_cost(ignite.engine, n // 50)))
-    print(f"\nper-iteration dispatch cost, {HANDLERS} handlers on ITERATION_COMPLETED(every={EVERY}), "
-          f"best of 5 runs of {n:,} iterations:")
+    print(
+        f"\nper-iteration dispatch cost, {HANDLERS} handlers on ITERATION_COMPLETED(every={EVERY}), "
+        f"best of 5 runs of {n:,} iterations:"
+    )
     loop = rows[0][1]
     for name, ns in rows:
         print(f"  {name:24s} {ns:12,.0f} ns   {ns / loop:9,.1f}x the hand-written loop")

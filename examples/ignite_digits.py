@@ -26,9 +26,6 @@ import tempfile
 from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-
 from ignite.engine import Engine, EventEnum, Events, create_supervised_evaluator, create_supervised_trainer
 from ignite.handlers import (
     BasicTimeProfiler,
@@ -43,6 +40,8 @@ from ignite.handlers import (
 )
 from ignite.handlers.tqdm_logger import ProgressBar
 from ignite.metrics import Accuracy, Loss, RunningAverage
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 
 class DigitsEvents(EventEnum):
@@ -362,7 +361,9 @@ def run(
     if verbose:
         print(f"digits MLP, {trainer.state.epoch} epochs / {trainer.state.iteration} iterations")
         for epoch, (acc, loss) in enumerate(zip(record["val_accuracy"], record["val_loss"]), 1):
-            print(f"  epoch {epoch}: lr {record['lr_per_epoch'][epoch - 1]:.5f}  val acc {acc:.4f}  val loss {loss:.4f}")
+            print(
+                f"  epoch {epoch}: lr {record['lr_per_epoch'][epoch - 1]:.5f}  val acc {acc:.4f}  val loss {loss:.4f}"
+            )
         print(f"train accuracy {record['train_accuracy'][-1]:.4f}")
         print(f"early stopping: counter {early_stopping.counter}, best {early_stopping.best_score:.4f}")
         print(f"best checkpoint {os.path.basename(best_path)}: reloaded val acc {reloaded_metrics['accuracy']:.4f}")

@@ -68,8 +68,11 @@ def ddp_trainer(model_seed: int = 0, nan_at: tuple | None = None) -> tuple:
 
 def shuffles() -> None:
     """No set_epoch in this code: each epoch must get its own shuffle, resumes too."""
-    data = DataLoader(TensorDataset(torch.arange(32)), batch_size=4,
-                      sampler=DistributedSampler(TensorDataset(torch.arange(32)), shuffle=True, seed=3))
+    data = DataLoader(
+        TensorDataset(torch.arange(32)),
+        batch_size=4,
+        sampler=DistributedSampler(TensorDataset(torch.arange(32)), shuffle=True, seed=3),
+    )
     seen: dict = {}
     engine = Engine(lambda e, b: seen.setdefault(e.state.epoch, []).extend(b[0].tolist()))
     engine.run(data, max_epochs=3)
@@ -98,8 +101,12 @@ def early_stopping() -> None:
     stopper = EarlyStopping(patience=2, score_function=lambda e: scores[RANK][e.state.epoch - 1], trainer=trainer)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, stopper)
     state = trainer.run(data, max_epochs=8)
-    OUT["early_stopping"] = {"epoch": state.epoch, "iteration": state.iteration, "weights": weights_hash(model),
-                             "stopper": {k: v for k, v in stopper.state_dict().items()}}
+    OUT["early_stopping"] = {
+        "epoch": state.epoch,
+        "iteration": state.iteration,
+        "weights": weights_hash(model),
+        "stopper": dict(stopper.state_dict()),
+    }
 
 
 def nan_on_one_rank() -> None:
@@ -143,15 +150,25 @@ def checkpoints(directory: str) -> None:
 
     trainer, model, data = ddp_trainer()
     saver = DiskSaver(directory, require_empty=False)
-    ckpt = Checkpoint({"model": model.module, "trainer": trainer}, saver, n_saved=2,
-                      score_function=lambda e: float(e.state.epoch % 3 + RANK), score_name="s")
+    ckpt = Checkpoint(
+        {"model": model.module, "trainer": trainer},
+        saver,
+        n_saved=2,
+        score_function=lambda e: float(e.state.epoch % 3 + RANK),
+        score_name="s",
+    )
     seen = []
 
     def after_save(engine):
         last = ckpt.last_checkpoint
         loaded = torch.load(os.path.join(directory, last), weights_only=True)
-        seen.append({"last": str(last), "saved": [item.filename for item in ckpt._saved],
-                     "complete": sorted(loaded) == ["model", "trainer"]})
+        seen.append(
+            {
+                "last": str(last),
+                "saved": [item.filename for item in ckpt._saved],
+                "complete": sorted(loaded) == ["model", "trainer"],
+            }
+        )
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED, ckpt)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, after_save)
@@ -159,8 +176,12 @@ def checkpoints(directory: str) -> None:
     # Every rank loads the newest file, chosen once.
     fresh = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
     path = fdist.load_latest_checkpoint({"model": fresh}, directory)
-    OUT["checkpoints"] = {"seen": seen, "latest": os.path.basename(str(path)),
-                          "latest_weights": weights_hash(fresh), "files": sorted(os.listdir(directory))}
+    OUT["checkpoints"] = {
+        "seen": seen,
+        "latest": os.path.basename(str(path)),
+        "latest_weights": weights_hash(fresh),
+        "files": sorted(os.listdir(directory)),
+    }
 
 
 def metrics() -> None:
@@ -179,8 +200,7 @@ def metrics() -> None:
     state = evaluator.run(loader)
     x, y = ds.tensors
     expected = (model(x).argmax(1) == y).float().mean().item()
-    OUT["metrics"] = {"ignite": state.metrics["accuracy"], "torchmetrics": float(tm.compute()),
-                      "expected": expected}
+    OUT["metrics"] = {"ignite": state.metrics["accuracy"], "torchmetrics": float(tm.compute()), "expected": expected}
 
 
 def output() -> None:
@@ -219,6 +239,7 @@ def suite(directory: str) -> None:
 
 def failure(failing: int) -> None:
     """Rank ``failing`` raises in its process function at iteration 5."""
+
     def boom(engine):
         if RANK == failing:
             raise ValueError(f"boom on purpose at iteration {engine.state.iteration}")
@@ -251,7 +272,7 @@ def out_of_step() -> None:
     evaluator.agree_every = 1
     try:
         trainer.run(data, max_epochs=4)
-    except Exception as e:  # noqa: BLE001 - what it is is the result
+    except Exception as e:
         OUT["out_of_step_error"] = f"{type(e).__name__}: {e}"
 
 
@@ -262,11 +283,16 @@ def _flush() -> None:
 
 def main() -> None:
     global RANK, WORLD
-    scenario, RANK, WORLD, port, out_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    scenario, RANK, WORLD, port, out_dir = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        sys.argv[5],
+    )
     torch.set_num_threads(1)
     store = dist.TCPStore("127.0.0.1", port, WORLD, is_master=False, timeout=datetime.timedelta(seconds=60))
-    dist.init_process_group("gloo", store=store, rank=RANK, world_size=WORLD,
-                            timeout=datetime.timedelta(seconds=120))
+    dist.init_process_group("gloo", store=store, rank=RANK, world_size=WORLD, timeout=datetime.timedelta(seconds=120))
     try:
         if scenario == "suite":
             suite(os.path.join(out_dir, "ckpt"))

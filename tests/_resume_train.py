@@ -41,8 +41,8 @@ def main(argv=None):
 
     torch.set_num_threads(1)
     if args.engine == "ignite":
-        from ignite.engine.deterministic import DeterministicEngine
         from ignite.engine import Events
+        from ignite.engine.deterministic import DeterministicEngine
     else:
         from fastignite import DeterministicEngine, Events
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
-from hypothesis import strategies as st
-
 from _scenarios import (
     CUSTOM_EVENT_NAMES,
     EDITS,
@@ -28,6 +26,7 @@ from _scenarios import (
     RunSpec,
     Scenario,
 )
+from hypothesis import strategies as st
 
 # Built-in events with no State.event_to_attr entry: with PING, the only ones given filters in
 # the comparison with ignite (deviation 1).

@@ -147,7 +147,9 @@ def test_bad_process_function(Engine, fn, exc, message):
 def test_terminate_epoch_where_it_cannot_apply(Engine, event):
     engine = Engine(lambda e, b: b)
     engine.add_event_handler(event(once=1) if event is Events.EPOCH_STARTED else event, lambda e: e.terminate_epoch())
-    with pytest.raises(RuntimeError, match=r"terminate_epoch\(\) should not be called on Event.STARTED or Event.EPOCH_STARTED"):
+    with pytest.raises(
+        RuntimeError, match=r"terminate_epoch\(\) should not be called on Event.STARTED or Event.EPOCH_STARTED"
+    ):
         engine.run(range(3))
 
 

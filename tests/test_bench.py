@@ -20,9 +20,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import BACKENDS, HYPOTHESIS_PROFILE_ENV, LIGHT_PROFILE
 
 import fastignite
-from conftest import BACKENDS, HYPOTHESIS_PROFILE_ENV, LIGHT_PROFILE
 from fastignite.__main__ import main
 from fastignite._bench import cli
 from fastignite._bench import report as rp

@@ -51,8 +51,11 @@ def suite_jobs() -> dict:
 
     has_torch = importlib.util.find_spec("torch") is not None
     modes = [m for m in MODES if has_torch or m not in _NEEDS_TORCH]
-    return {(mode, backend): (lambda mode=mode, backend=backend: run_ignite_suite(backend, mode=mode))
-            for mode in modes for backend in BACKENDS}
+    return {
+        (mode, backend): (lambda mode=mode, backend=backend: run_ignite_suite(backend, mode=mode))
+        for mode in modes
+        for backend in BACKENDS
+    }
 
 
 @pytest.fixture(scope="module")

@@ -61,11 +61,14 @@ def _per_rank(result: dict) -> str:
 def _check_run(capsys, label: str, result: dict, engine_class: str, backend) -> None:
     # Bypass output capture so the CI log always shows the counts, and any failures.
     with capsys.disabled():
-        print(f"\n[{label}, WORLD_SIZE={WORLD_SIZE} on gloo, ran: {result['ran_backend']}, {result['seconds']:.0f} s]"
-              f"\n{result['tail']}\nper rank: {_per_rank(result)}")
+        print(
+            f"\n[{label}, WORLD_SIZE={WORLD_SIZE} on gloo, ran: {result['ran_backend']}, {result['seconds']:.0f} s]"
+            f"\n{result['tail']}\nper rank: {_per_rank(result)}"
+        )
     workers = result["workers"]
-    where = "; ".join(f"{worker} in {seen['unfinished']}" for worker, seen in sorted(workers.items())
-                      if seen["unfinished"])
+    where = "; ".join(
+        f"{worker} in {seen['unfinished']}" for worker, seen in sorted(workers.items()) if seen["unfinished"]
+    )
     assert not result["timed_out"], (
         f"killed after {result['seconds']:.0f} s (deadlock?), {where or 'no test running'}:\n{result['tail']}"
     )
@@ -91,8 +94,9 @@ def _differences(reference: dict, other: dict) -> list:
         theirs, ours = reference.get(worker, {}), other.get(worker, {})
         for nodeid in sorted(set(theirs) | set(ours)):
             if theirs.get(nodeid) != ours.get(nodeid):
-                lines.append(f"{worker} {nodeid}: ignite {theirs.get(nodeid, 'not run')}, "
-                             f"drop-in {ours.get(nodeid, 'not run')}")
+                lines.append(
+                    f"{worker} {nodeid}: ignite {theirs.get(nodeid, 'not run')}, drop-in {ours.get(nodeid, 'not run')}"
+                )
     return lines
 
 

@@ -16,11 +16,11 @@ import importlib
 import pickle
 
 import pytest
+from conftest import BACKENDS, TWIN_MODULES
 
-from fastignite._backend import use_twin  # noqa: E402
 import fastignite
 import fastignite.engine
-from conftest import BACKENDS, TWIN_MODULES
+from fastignite._backend import use_twin
 
 try:
     import ignite.engine as ignite_engine
@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover
     ignite_engine = None
 
 needs_ignite = pytest.mark.skipif(ignite_engine is None, reason="needs pytorch-ignite 0.5.5 (the oracle)")
+
 
 class FastTick(fastignite.EventEnum):  # module level, so that pickle finds it
     TICK = "tick"

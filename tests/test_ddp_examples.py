@@ -226,10 +226,22 @@ def test_two_processes_train_to_equal_weights(reference):
 def test_two_nodes_train_as_one_node_with_two_processes(reference, common, tmp_path):
     port = str(_free_port())
     nodes = [
-        Launch(f"node{node}", _torchrun("--nnodes=2", "--nproc_per_node=1", f"--node_rank={node}",
-                                        "--master_addr=127.0.0.1", f"--master_port={port}",
-                                        str(EXAMPLE), *common, "--no-progress", "--out", str(tmp_path / "out")),
-               tmp_path)  # fmt: skip
+        Launch(
+            f"node{node}",
+            _torchrun(
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                f"--node_rank={node}",
+                "--master_addr=127.0.0.1",
+                f"--master_port={port}",
+                str(EXAMPLE),
+                *common,
+                "--no-progress",
+                "--out",
+                str(tmp_path / "out"),
+            ),
+            tmp_path,
+        )  # fmt: skip
         for node in (0, 1)
     ]
     try:

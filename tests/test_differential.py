@@ -70,8 +70,6 @@ import pytest
 ignite_engine = pytest.importorskip("ignite.engine", reason="needs pytorch-ignite 0.5.5")
 pytest.importorskip("hypothesis", reason="needs hypothesis")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-
 from _scenarios import (  # noqa: E402
     HandlerSpec,
     LoadStateDict,
@@ -89,14 +87,14 @@ from _scenarios import (  # noqa: E402
 )
 from _strategies import ignite_scenarios  # noqa: E402
 from conftest import examples  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 # An ignite engine left mid-run (interrupted) and its run generator reference each other, so the
 # cycle collector frees them, clearing the engine's weak references first; finalising the generator
 # then fires EXCEPTION_RAISED, which fails with "Engine reference not resolved".  That is ignite's
 # noise after the recording ended: collect it at teardown, where this filter applies.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <generator object Engine._internal_run_as_gen"
-    ":pytest.PytestUnraisableExceptionWarning"
+    "ignore:Exception ignored in. <generator object Engine._internal_run_as_gen:pytest.PytestUnraisableExceptionWarning"
 )
 
 

@@ -25,6 +25,7 @@ if not dist.is_available():
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
 from conftest import REQUIRE_COMPILED  # noqa: E402  (the default twin must then be the compiled one)
+
 WORLD = 2
 
 
@@ -33,18 +34,24 @@ def launch(scenario: str, tmp_path: Path, timeout: float, env: dict | None = Non
     completed process, seconds taken).  Kills them all after ``timeout``."""
     import datetime
 
-    store = dist.TCPStore("127.0.0.1", 0, WORLD + 1, is_master=True, timeout=datetime.timedelta(seconds=60),
-                          wait_for_workers=False)
+    store = dist.TCPStore(
+        "127.0.0.1", 0, WORLD + 1, is_master=True, timeout=datetime.timedelta(seconds=60), wait_for_workers=False
+    )
     out = tmp_path / scenario
     out.mkdir()
     procs = []
     start = time.monotonic()
     for rank in range(WORLD):
-        procs.append(subprocess.Popen(
-            [sys.executable, str(WORKER), scenario, str(rank), str(WORLD), str(store.port), str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-            env={**os.environ, **(env or {})},
-        ))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), scenario, str(rank), str(WORLD), str(store.port), str(out)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        )
     results = []
     try:
         for p in procs:

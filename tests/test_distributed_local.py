@@ -133,8 +133,9 @@ def test_load_latest_checkpoint_without_a_group(tmp_path):
     assert fdist.load_latest_checkpoint({"box": Box(0)}, tmp_path) is None
     box = Box(1)
     ckpt = Checkpoint({"box": box}, DiskSaver(str(tmp_path)), n_saved=None)
-    engine_like = type("E", (), {"state": type("S", (), {"iteration": 1, "epoch": 1})(),
-                                 "last_event_name": Events.ITERATION_COMPLETED})()
+    engine_like = type(
+        "E", (), {"state": type("S", (), {"iteration": 1, "epoch": 1})(), "last_event_name": Events.ITERATION_COMPLETED}
+    )()
     engine_like.state.get_event_attrib_value = lambda event: engine_like.state.iteration
     for i in (1, 2, 3):
         box.v = i * 10

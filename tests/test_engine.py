@@ -6,11 +6,11 @@ import gc
 import weakref
 
 import pytest
+from conftest import cpython_only, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastignite
-from conftest import cpython_only, examples
 from fastignite import EventEnum, Events, State, every_filter, once_filter, throttle_filter
 
 E = Events
@@ -46,11 +46,14 @@ def test_event_order_of_a_two_epoch_run(Engine):
     record_all_events(engine, trace)
     engine.run(["a", "b"], max_epochs=2)
     one_iteration = ["GET_BATCH_STARTED", "GET_BATCH_COMPLETED", "ITERATION_STARTED", "ITERATION_COMPLETED"]
-    assert trace.names() == (
-        ["STARTED", "EPOCH_STARTED", *one_iteration, *one_iteration, "EPOCH_COMPLETED"]
-        # the second epoch first finds the data exhausted and restarts it
-        + ["EPOCH_STARTED", "GET_BATCH_STARTED", "DATALOADER_STOP_ITERATION", *one_iteration[1:], *one_iteration]
-        + ["EPOCH_COMPLETED", "COMPLETED"]
+    assert (
+        trace.names()
+        == (
+            ["STARTED", "EPOCH_STARTED", *one_iteration, *one_iteration, "EPOCH_COMPLETED"]
+            # the second epoch first finds the data exhausted and restarts it
+            + ["EPOCH_STARTED", "GET_BATCH_STARTED", "DATALOADER_STOP_ITERATION", *one_iteration[1:], *one_iteration]
+            + ["EPOCH_COMPLETED", "COMPLETED"]
+        )
     )
     assert engine.state.output == "b" and engine.last_event_name is E.COMPLETED
 
@@ -112,9 +115,11 @@ def test_tables_call_exactly_the_due_handlers(Engine, specs, runs):
         engine.run(None, max_epochs=2, epoch_length=17)
         for count in range(1, 35):
             for i, spec in enumerate(specs):
-                if not spec or E.ITERATION_COMPLETED(**spec).filter in (None,) or E.ITERATION_COMPLETED(
-                    **spec
-                ).filter(engine, count):
+                if (
+                    not spec
+                    or E.ITERATION_COMPLETED(**spec).filter in (None,)
+                    or E.ITERATION_COMPLETED(**spec).filter(engine, count)
+                ):
                     expected.append(i)
     assert calls == expected
 
@@ -274,8 +279,12 @@ def test_every_accepts_a_list_of_periods(Engine):
 def test_filter_helpers_are_plain_event_filters(Engine):
     engine = Engine(lambda e, b: None)
     calls = []
-    engine.add_event_handler(E.ITERATION_STARTED(event_filter=every_filter(4)), lambda e: calls.append(e.state.iteration))
-    engine.add_event_handler(E.ITERATION_STARTED(event_filter=once_filter(6)), lambda e: calls.append(-e.state.iteration))
+    engine.add_event_handler(
+        E.ITERATION_STARTED(event_filter=every_filter(4)), lambda e: calls.append(e.state.iteration)
+    )
+    engine.add_event_handler(
+        E.ITERATION_STARTED(event_filter=once_filter(6)), lambda e: calls.append(-e.state.iteration)
+    )
     engine.run(range(8))
     assert calls == [4, -6, 8]
 
@@ -352,7 +361,9 @@ def test_resume_from_state_dict_in_a_new_engine(Engine):
     second.state_dict_user_keys.append("alpha")
     second.load_state_dict(sd)
     seen = []
-    second.add_event_handler(E.ITERATION_STARTED, lambda e: seen.append((e.state.epoch, e.state.iteration, e.state.batch)))
+    second.add_event_handler(
+        E.ITERATION_STARTED, lambda e: seen.append((e.state.epoch, e.state.iteration, e.state.batch))
+    )
     state = second.run(range(5))
     # As in ignite: the iteration count resumes (8 = 7 + 1) but the data restarts from
     # its first batch; restoring the data position is DeterministicEngine's job.
@@ -363,7 +374,9 @@ def test_terminate_epoch_and_skip_flags(Engine):
     engine = Engine(lambda e, b: None)
     trace = Trace()
     engine.add_event_handler(E.ITERATION_COMPLETED(once=2), lambda e: e.terminate_epoch(skip_epoch_completed=True))
-    engine.add_event_handler(E.TERMINATE_SINGLE_EPOCH, lambda e, iter_counter: trace.calls.append(("TSE", iter_counter)))
+    engine.add_event_handler(
+        E.TERMINATE_SINGLE_EPOCH, lambda e, iter_counter: trace.calls.append(("TSE", iter_counter))
+    )
     engine.add_event_handler(E.EPOCH_COMPLETED, trace.handler("EC"))
     state = engine.run(range(4), max_epochs=2)
     assert trace.calls == [("TSE", 2), ("EC", "EPOCH_COMPLETED", 2, 6)]
@@ -409,7 +422,9 @@ def test_engine_is_freed_by_reference_counting(Engine):
         engine.register_events(*Tick)
         engine.add_event_handler(E.EPOCH_STARTED, lambda e: None)
         engine.add_event_handler(E.ITERATION_COMPLETED(every=2), lambda e: None)
-        engine.add_event_handler(E.ITERATION_COMPLETED(every=3) & E.ITERATION_COMPLETED(event_filter=throttle_filter(1)), lambda: None)
+        engine.add_event_handler(
+            E.ITERATION_COMPLETED(every=3) & E.ITERATION_COMPLETED(event_filter=throttle_filter(1)), lambda: None
+        )
         engine.add_event_handler(E.STARTED | E.COMPLETED(once=1), lambda e: None)
         engine.add_event_handler(Tick.TICK(every=2), lambda e: None)
         engine.run(range(5), max_epochs=3)

@@ -44,13 +44,13 @@ import pytest
 
 pytest.importorskip("hypothesis")
 
-from hypothesis import example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from conftest import REQUIRE_COMPILED, examples
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from test_filters import _DUES, FixedDue
 
-from conftest import REQUIRE_COMPILED, examples  # noqa: E402
-from test_filters import _DUES, FixedDue  # noqa: E402
-from fastignite import EventEnum, Events, State, every_filter, once_filter, throttle_filter, timeout_filter  # noqa: E402
-from fastignite.filters import (  # noqa: E402
+from fastignite import EventEnum, Events, State, every_filter, once_filter, throttle_filter, timeout_filter
+from fastignite.filters import (
     NEVER,
     SCHEDULED,
     AllOf,
@@ -285,7 +285,9 @@ leaves = st.one_of(
     ),
     st.builds(
         lambda s, first, last: ("throttle", s, True if last is not None else first, last),
-        seconds, st.booleans(), instants,
+        seconds,
+        st.booleans(),
+        instants,
     ),
     st.tuples(st.just("timeout"), seconds, instants, st.booleans()),
     st.tuples(
@@ -347,8 +349,8 @@ def trace(recipe, steps, evaluate, schedule):
     out = []
     for count, now in steps:
         env.now = now
-        out.append((count, "evaluate", _outcome(lambda: evaluate(f, count))))
-        out.append((count, "schedule", _outcome(lambda: schedule(f, count))))
+        out.append((count, "evaluate", _outcome(lambda count=count: evaluate(f, count))))
+        out.append((count, "schedule", _outcome(lambda count=count: schedule(f, count))))
         out.append((count, "running state", running_state(f)))
     return out, env.log
 
@@ -376,9 +378,7 @@ def test_compiled_filters_agree_with_filters_py(compiled, case):
         return tuple(_from_c(d) for d in compiled._schedule(f, count))
 
     pure = trace(recipe, steps, _pure_evaluate, _pure_schedule)
-    compiled_trace = trace(
-        recipe, steps, lambda f, count: compiled._evaluate(f, ENGINE, count), compiled_schedule
-    )
+    compiled_trace = trace(recipe, steps, lambda f, count: compiled._evaluate(f, ENGINE, count), compiled_schedule)
     assert compiled_trace[0] == pure[0]
     assert compiled_trace[1] == pure[1]  # the calls to user code
 

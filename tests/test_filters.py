@@ -51,14 +51,30 @@ def test_once_filter_rejects(bad):
 @pytest.mark.parametrize(
     "make, shown",
     [
-        (lambda: every_filter(True), r"Argument every should be integer and greater than zero, or a non-empty list of such "
-         r"integers, got True \(bool\): True and False are not counts"),
+        (
+            lambda: every_filter(True),
+            (
+                r"Argument every should be integer and greater than zero, or a non-empty list of such "
+                r"integers, got True \(bool\): True and False are not counts"
+            ),
+        ),
         (lambda: every_filter(False), r"Argument every should .*, got False \(bool\): True and False are not counts"),
-        (lambda: every_filter([3, True]), r"Argument every should .*, got \[3, True\] \(list\): True and False are not"),
-        (lambda: once_filter(True), r"Argument once should either be a positive integer or a list of positive integers, "
-         r"got True \(bool\): True and False are not counts"),
+        (
+            lambda: every_filter([3, True]),
+            r"Argument every should .*, got \[3, True\] \(list\): True and False are not",
+        ),
+        (
+            lambda: once_filter(True),
+            (
+                r"Argument once should either be a positive integer or a list of positive integers, "
+                r"got True \(bool\): True and False are not counts"
+            ),
+        ),
         (lambda: once_filter([True, 3]), r"Argument once should .*, got \[True, 3\] \(list\): True and False are not"),
-        (lambda: Events.ITERATION_COMPLETED(every=[2, False]), r"Argument every should .*: True and False are not counts"),
+        (
+            lambda: Events.ITERATION_COMPLETED(every=[2, False]),
+            r"Argument every should .*: True and False are not counts",
+        ),
     ],
     ids=["every=True", "every=False", "every=[3,True]", "once=True", "once=[True,3]", "Events every=[2,False]"],
 )
@@ -172,7 +188,10 @@ def test_throttle_last_fire_is_explicit_as_in_ignite_jl():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: throttle_filter(5.0, 97.0), r"Argument first should be True or False, got 97.0 \(float\); .*last_fire="),
+        (
+            lambda: throttle_filter(5.0, 97.0),
+            r"Argument first should be True or False, got 97.0 \(float\); .*last_fire=",
+        ),
         (lambda: throttle_filter(5.0, 0), r"Argument first should be True or False, got 0 \(int\)"),
         (lambda: throttle_filter(5.0, False, last_fire=1.0), r"Arguments first=False and last_fire are exclusive"),
         (lambda: throttle_filter(5.0, last_fire="1"), r"Argument last_fire should be a time on the filter's clock"),
@@ -429,7 +448,9 @@ def test_odd_due_counts_are_taken_alike_and_leave_other_handlers_alone(Engine, n
     engine.add_event_handler(
         Events.ITERATION_COMPLETED(event_filter=f), lambda e: calls["odd"].append(e.state.iteration)
     )
-    engine.add_event_handler(Events.ITERATION_COMPLETED(once=[5, 11]), lambda e: calls["once"].append(e.state.iteration))
+    engine.add_event_handler(
+        Events.ITERATION_COMPLETED(once=[5, 11]), lambda e: calls["once"].append(e.state.iteration)
+    )
     engine.add_event_handler(
         Events.ITERATION_COMPLETED(before=9, after=6), lambda e: calls["window"].append(e.state.iteration)
     )
@@ -457,7 +478,9 @@ def test_non_numbers_for_due_counts_are_the_same_clear_error(Engine, method, val
     # Alone, the schedule calls gate_due (FixedDue's forwards next_due's value); in a
     # conjunction, next_due: the error names the method the schedule called.
     called = "gate_due" if wrap == "alone" else "next_due"
-    message = rf"FixedDue\.{called} should return a count \(a real number; inf or nan for never\), got {re.escape(shown)}"
+    message = (
+        rf"FixedDue\.{called} should return a count \(a real number; inf or nan for never\), got {re.escape(shown)}"
+    )
     with pytest.raises(TypeError, match=message):
         engine.run(range(4))
 
@@ -516,10 +539,15 @@ def test_time_filters_on_the_drop_in():
     calls = {"timeout": [], "once": [], "throttle": []}
     clock = lambda: now[0]  # noqa: E731
     ev = ignite_engine.Events.ITERATION_COMPLETED
-    engine.add_event_handler(ev(event_filter=timeout_filter(3.5, clock=clock)), lambda e: calls["timeout"].append(e.state.iteration))
-    engine.add_event_handler(ev(event_filter=timeout_filter(3.5, once=True, clock=clock)), lambda e: calls["once"].append(e.state.iteration))
     engine.add_event_handler(
-        ev(event_filter=throttle_filter(3.0, last_fire=0.0, clock=clock)), lambda e: calls["throttle"].append(e.state.iteration)
+        ev(event_filter=timeout_filter(3.5, clock=clock)), lambda e: calls["timeout"].append(e.state.iteration)
+    )
+    engine.add_event_handler(
+        ev(event_filter=timeout_filter(3.5, once=True, clock=clock)), lambda e: calls["once"].append(e.state.iteration)
+    )
+    engine.add_event_handler(
+        ev(event_filter=throttle_filter(3.0, last_fire=0.0, clock=clock)),
+        lambda e: calls["throttle"].append(e.state.iteration),
     )
     engine.run(range(8))
     assert calls == {"timeout": [4, 5, 6, 7, 8], "once": [4], "throttle": [3, 6]}

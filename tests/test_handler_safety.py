@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 
 import pytest
-
-from fastignite._backend import use_twin  # noqa: E402
-import fastignite.engine
 from conftest import BACKENDS, TWIN_MODULES, cpython_only
+
+import fastignite.engine
+from fastignite._backend import use_twin
 
 
 def _impls() -> list:
@@ -82,7 +82,9 @@ def test_handler_added_to_the_firing_event_runs_in_the_same_firing(api):
         if not added:
             added.append(True)
             e.add_event_handler(api.Events.ITERATION_COMPLETED, lambda e: calls.append(("new", e.state.iteration)))
-            e.add_event_handler(api.Events.ITERATION_COMPLETED(every=2), lambda e: calls.append(("even", e.state.iteration)))
+            e.add_event_handler(
+                api.Events.ITERATION_COMPLETED(every=2), lambda e: calls.append(("even", e.state.iteration))
+            )
 
     engine.add_event_handler(api.Events.ITERATION_COMPLETED, adder)
     engine.run(range(3))
@@ -237,8 +239,13 @@ def test_a_batch_finalizer_replacing_the_state_is_followed(api):
         e.state.batch = _Finalized(e, log)
 
     engine.run([10, 20, 30, 40], max_epochs=1)
-    assert log == [("process", 1, 10), ("process", 2, "swapped"), ("finalized", 2),
-                   ("process", 3, 30), ("process", 4, 40)]
+    assert log == [
+        ("process", 1, 10),
+        ("process", 2, "swapped"),
+        ("finalized", 2),
+        ("process", 3, 30),
+        ("process", 4, 40),
+    ]
     assert engine.state.iteration == 4
 
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-ignite = pytest.importorskip("ignite", reason="needs pytorch-ignite 0.5.5")
+pytest.importorskip("ignite", reason="needs pytorch-ignite 0.5.5")
 torch = pytest.importorskip("torch", reason="needs torch")
 
 import ignite.engine  # noqa: E402
@@ -35,8 +35,10 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 import fastignite  # noqa: E402
 import fastignite.engine  # noqa: E402
 import fastignite.ignite as fi  # noqa: E402
-from fastignite.filters import Once  # noqa: E402
-from fastignite.filters import EventFilter  # noqa: E402
+from fastignite.filters import (  # noqa: E402
+    EventFilter,
+    Once,
+)
 
 TWIN_MODULES = {"pure": "fastignite._dispatch_py", "compiled": "fastignite._dispatch_c"}
 
@@ -308,8 +310,8 @@ def test_native_filter_next_due_is_consistent(kwargs):
     """The scheduling bound never skips a count at which ignite's filter passes."""
     ignite_filter = IgniteEvents.ITERATION_COMPLETED(**_unshared(kwargs)).filter
     native = fi.native_filter(ignite_filter)
-    passing = [n for n in range(0, 201) if ignite_filter(None, n)]
-    for count in range(0, 200):
+    passing = [n for n in range(201) if ignite_filter(None, n)]
+    for count in range(200):
         due = native.next_due(count)
         later = [n for n in passing if n > count]
         if later:
@@ -396,9 +398,7 @@ def test_engine_keeps_user_filter():
     assert fired == [2, 3]
 
 
-FIRING_CASES = [
-    (IgniteEvents.ITERATION_COMPLETED, {"every": k}) for k in (1, 2, 3, 4, 5, 6, 7, 13, 52, 100)
-] + [
+FIRING_CASES = [(IgniteEvents.ITERATION_COMPLETED, {"every": k}) for k in (1, 2, 3, 4, 5, 6, 7, 13, 52, 100)] + [
     (IgniteEvents.ITERATION_COMPLETED, {"once": 7}),
     (IgniteEvents.ITERATION_COMPLETED, {"once": [1, 13, 14, 52, 60]}),
     (IgniteEvents.ITERATION_STARTED, {"before": 6}),
@@ -799,9 +799,7 @@ def test_progress_bar_runs_and_closes(backend):
         pbar.attach(trainer, output_transform=lambda loss: {"loss": loss})
         epoch_bar_stream = io.StringIO()
         epoch_bar = ProgressBar(persist=False, file=epoch_bar_stream)
-        epoch_bar.attach(
-            trainer, event_name=IgniteEvents.EPOCH_COMPLETED, closing_event_name=IgniteEvents.COMPLETED
-        )
+        epoch_bar.attach(trainer, event_name=IgniteEvents.EPOCH_COMPLETED, closing_event_name=IgniteEvents.COMPLETED)
         trainer.add_event_handler(IgniteEvents.EPOCH_COMPLETED(once=2), lambda: pbar.log_message("halfway"))
         trainer.run(make_data(), max_epochs=3)
         text = stream.getvalue()
@@ -949,9 +947,7 @@ def test_param_schedulers_give_ignites_lr_sequence(backend):
             sched = LRScheduler(torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5))
             trainer.add_event_handler(IgniteEvents.ITERATION_COMPLETED, sched)
         lrs = []
-        trainer.add_event_handler(
-            IgniteEvents.ITERATION_COMPLETED, lambda: lrs.append(optimizer.param_groups[0]["lr"])
-        )
+        trainer.add_event_handler(IgniteEvents.ITERATION_COMPLETED, lambda: lrs.append(optimizer.param_groups[0]["lr"]))
         trainer.run(make_data(), max_epochs=4)
         return lrs, params_of(model)
 
@@ -1045,9 +1041,12 @@ def test_fastai_lr_finder(backend):
         trainer, model, optimizer = make_trainer(dropin, momentum=0.5)
         before = params_of(model)
         finder = FastaiLRFinder()
-        with warnings_ignored(), finder.attach(
-            trainer, to_save={"model": model, "optimizer": optimizer}, num_iter=10, end_lr=10.0
-        ) as finder_trainer:
+        with (
+            warnings_ignored(),
+            finder.attach(
+                trainer, to_save={"model": model, "optimizer": optimizer}, num_iter=10, end_lr=10.0
+            ) as finder_trainer,
+        ):
             finder_trainer.run(make_data(n_batches=6), max_epochs=3)
         results = finder.get_results()
         restored = params_of(model) == before
@@ -1265,9 +1264,7 @@ def _step_trace(engine_cls, way: str) -> list:
         mapper = map_directly if way == "direct-mid-run" else lambda: map_wholesale(fi.State)
         engine.add_event_handler(ignite.engine.Events.ITERATION_COMPLETED(once=3), mapper)
     calls: list = []
-    engine.add_event_handler(
-        StepEvents.STEP(every=5), lambda e: calls.append((e.state.iteration, e.state.step_count))
-    )
+    engine.add_event_handler(StepEvents.STEP(every=5), lambda e: calls.append((e.state.iteration, e.state.step_count)))
     try:
         engine.run(range(10), max_epochs=1)
     except RuntimeError as err:  # ignite without a mapping: "Unknown event name"

@@ -12,9 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import BACKENDS
 
 import fastignite
-from conftest import BACKENDS
 from fastignite import _backend
 
 # The optional dependencies (extras "torch", "ignite", "examples") and numpy.

@@ -37,13 +37,6 @@ pytestmark = pytest.mark.skipif(
     not (ROOT / "src" / "fastignite").is_dir(), reason="needs the source tree (src/fastignite)"
 )
 
-# Not lint-clean yet: the lead fixes and formats these once the other issue-14
-# branches are merged; then the marks go (strict=False: an XPASS says it is time).
-_NOT_YET = "tests/, benchmarks/ and examples/ are fixed by the lead after the issue-14 merges"
-_NOT_FORMATTED = "the whole tree is formatted with `ruff format` by the lead after the issue-14 merges"
-_LATER = pytest.mark.xfail(reason=_NOT_YET, strict=False)
-_UNFORMATTED = pytest.mark.xfail(reason=_NOT_FORMATTED, strict=False)
-
 
 def _module_or_skip(name: str) -> None:
     if importlib.util.find_spec(name) is None:
@@ -73,18 +66,13 @@ def test_mypy_passes_on_src(tmp_path: Path) -> None:
     _assert_ok(result)
 
 
-@pytest.mark.parametrize(
-    "directory",
-    ["src", pytest.param("tests", marks=_LATER), pytest.param("benchmarks", marks=_LATER),
-     pytest.param("examples", marks=_LATER)],
-)  # fmt: skip
+@pytest.mark.parametrize("directory", ["src", "tests", "benchmarks", "examples"])
 def test_ruff_check(directory: str) -> None:
     _module_or_skip("ruff")
     _assert_ok(_run("-m", "ruff", "check", "--no-cache", directory))
 
 
 @pytest.mark.parametrize("directory", ["src", "tests", "benchmarks", "examples"])
-@_UNFORMATTED
 def test_ruff_format_check(directory: str) -> None:
     _module_or_skip("ruff")
     _assert_ok(_run("-m", "ruff", "format", "--check", "--no-cache", directory))

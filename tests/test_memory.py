@@ -50,8 +50,8 @@ from array import array
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import cpython_only
+
 from fastignite import Engine, EventEnum, Events
 
 # Every test here counts what CPython counts: live allocator blocks, reference counts,
@@ -188,8 +188,10 @@ def test_memory_stays_flat_over_ten_million_iterations(backend, no_gc):
 
     ref = REFERENCE_ITERATION // SAMPLE_EVERY - 1
     series = ", ".join(f"{(i + 1) * SAMPLE_EVERY // 1_000_000}M: {b}" for i, b in enumerate(blocks))
-    print(f"\n[{backend}] {TOTAL_ITERATIONS:,} iterations in {seconds:.1f} s; live blocks {series}; "
-          f"RSS {rss[ref] / 2**20:.1f} -> {rss[-1] / 2**20:.1f} MiB")
+    print(
+        f"\n[{backend}] {TOTAL_ITERATIONS:,} iterations in {seconds:.1f} s; live blocks {series}; "
+        f"RSS {rss[ref] / 2**20:.1f} -> {rss[-1] / 2**20:.1f} MiB"
+    )
     if blocks[ref] > 0:  # 0: PYTHONMALLOC=malloc, no pymalloc blocks to count
         growth = max(blocks[ref:]) - blocks[ref]
         assert growth <= BLOCK_SLACK, f"live blocks grew by {growth} after the reference sample: {series}"

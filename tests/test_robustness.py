@@ -17,21 +17,20 @@ crash fails its test instead of the run:
 from __future__ import annotations
 
 import json
-import re
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
+from conftest import BACKENDS, cpython_only
 
 import fastignite
 from fastignite._backend import use_twin
-from conftest import BACKENDS, cpython_only
 
 try:
     import ignite.engine as ignite_engine
@@ -75,7 +74,7 @@ def run_child(impl: str, code: str, timeout: float = 120, **env: str) -> tuple[s
         timeout=timeout,
     )
     assert done.returncode == 0, f"{impl}: exit {done.returncode}\n{done.stderr[-3000:]}"
-    reports = [line[len("REPORT "):] for line in done.stdout.splitlines() if line.startswith("REPORT ")]
+    reports = [line[len("REPORT ") :] for line in done.stdout.splitlines() if line.startswith("REPORT ")]
     assert reports, f"{impl}: no report\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return done, json.loads(reports[-1])
 

@@ -21,9 +21,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs torch")
 ignite_engine = pytest.importorskip("ignite.engine", reason="needs pytorch-ignite 0.5.5")
 
+from ignite.metrics import Accuracy, Loss, MeanSquaredError  # noqa: E402
+
 import fastignite  # noqa: E402
 import fastignite.supervised as fsup  # noqa: E402
-from ignite.metrics import Accuracy, Loss, MeanSquaredError  # noqa: E402
 
 NAMES = (
     "create_supervised_trainer",
@@ -85,7 +86,7 @@ def _compare_trainers(**kwargs):
 def _raised(fn, *args, **kwargs):
     try:
         fn(*args, **kwargs)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return e
     raise AssertionError(f"{fn} did not raise")
 
@@ -297,7 +298,7 @@ def test_evaluator_with_ignite_metrics_matches_ignite(backend, kwargs):
         _same_tensors([yp, y], [ryp, ry])
         assert not yp.requires_grad
     assert not model.training
-    for name, metric in metrics.items():
+    for metric in metrics.values():
         assert metric.is_attached(ev)
         metric.detach(ev)
         assert not metric.is_attached(ev)
@@ -467,7 +468,7 @@ def test_check_arg_matches_ignite():
                     args = (on_tpu, on_mps, amp_mode, scaler)
                     try:
                         ref = ignite_engine._check_arg(*args)
-                    except Exception as e:  # noqa: BLE001
+                    except Exception as e:
                         got = _raised(fsup._check_arg, *args)
                         assert type(got) is type(e) and str(got) == str(e)
                         continue

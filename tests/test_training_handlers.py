@@ -39,11 +39,15 @@ except ImportError:
 
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
 needs_ignite = pytest.mark.skipif(IEngine is None, reason="needs pytorch-ignite 0.5.5 (the oracle)")
-needs_tqdm = pytest.mark.skipif(importlib.util.find_spec("tqdm") is None, reason="needs tqdm (ProgressBar draws with it)")
+needs_tqdm = pytest.mark.skipif(
+    importlib.util.find_spec("tqdm") is None, reason="needs tqdm (ProgressBar draws with it)"
+)
 
 BOTH = [
     pytest.param((Engine, Events, EarlyStopping, TerminateOnNan, Timer, ProgressBar), id="fastignite"),
-    pytest.param((IEngine, IEvents, IEarlyStopping, ITerminateOnNan, ITimer, IProgressBar), id="ignite", marks=needs_ignite),
+    pytest.param(
+        (IEngine, IEvents, IEarlyStopping, ITerminateOnNan, ITimer, IProgressBar), id="ignite", marks=needs_ignite
+    ),
 ]
 
 
@@ -518,8 +522,13 @@ def test_profiler_handler_added_and_removed_after_attach(backend):
     assert not any("on_iteration" in name for _, name in times)
     # Added during epoch 1: profiled from epoch 2 on, which is all its calls.
     assert len(added_mid_run) == 4 and len(times[("ITERATION_COMPLETED", mid_run.__qualname__)]) == 4
-    assert len(times[("ITERATION_COMPLETED", "test_profiler_handler_added_and_removed_after_attach.<locals>.<lambda>")]) == 2
-    assert not any(h.__qualname__.endswith("<lambda>") for h, _, _ in engine._event_handlers[Events.ITERATION_COMPLETED])
+    assert (
+        len(times[("ITERATION_COMPLETED", "test_profiler_handler_added_and_removed_after_attach.<locals>.<lambda>")])
+        == 2
+    )
+    assert not any(
+        h.__qualname__.endswith("<lambda>") for h, _, _ in engine._event_handlers[Events.ITERATION_COMPLETED]
+    )
 
 
 def test_profiler_costs_nothing_when_not_attached(backend):
@@ -530,7 +539,7 @@ def test_profiler_costs_nothing_when_not_attached(backend):
     entries_before = _snapshot(bystander)
     objects_before = {e: [entry[0] for entry in v] for e, v in entries_before.items()}
     tables_before = list(bystander._tables.tables) if backend == "pure" else None
-    class_before = {k: v for k, v in vars(engine_module.Engine).items()}
+    class_before = dict(vars(engine_module.Engine))
 
     profiled, _ = _profiled_engine()
     profiler = HandlersTimeProfiler()
@@ -540,7 +549,7 @@ def test_profiler_costs_nothing_when_not_attached(backend):
 
     assert _snapshot(bystander) == entries_before
     assert {e: [entry[0] for entry in v] for e, v in _snapshot(bystander).items()} == objects_before
-    assert {k: v for k, v in vars(engine_module.Engine).items()} == class_before
+    assert dict(vars(engine_module.Engine)) == class_before
     bystander.run(range(3))
     if tables_before is not None:
         # Not one table rebuilt: the very same dispatch objects.

@@ -62,10 +62,7 @@ import pytest
 
 pytest.importorskip("hypothesis")
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-
-import fastignite  # noqa: E402
-from _scenarios import (  # noqa: E402
+from _scenarios import (
     Fired,
     HandlerSpec,
     NestedRun,
@@ -83,9 +80,12 @@ from _scenarios import (  # noqa: E402
     records,
     results,
 )
-from _strategies import twin_scenarios  # noqa: E402
-from conftest import BACKENDS, TWIN_MODULES, examples  # noqa: E402
-from fastignite._backend import use_twin  # noqa: E402
+from _strategies import twin_scenarios
+from conftest import BACKENDS, TWIN_MODULES, examples
+from hypothesis import HealthCheck, Phase, given, settings
+
+import fastignite
+from fastignite._backend import use_twin
 
 PURE = importlib.import_module(TWIN_MODULES["pure"])
 COMPILED = importlib.import_module(TWIN_MODULES["compiled"]) if "compiled" in BACKENDS else None
@@ -364,7 +364,7 @@ def test_run_from_a_handler_is_refused_and_the_run_goes_on(twin):
 _INTERRUPT_AT_3_AND_PONG_EVERY_2 = dict(
     run=RunSpec(("list", 4), ("max_epochs", 2)),
     handlers=[HandlerSpec([ev(IC, once=3)], actions={1: ("interrupt",)}), HandlerSpec([ev("PONG", every=2)])],
-    process_fires={i: ("PONG",) for i in range(1, 13)},
+    process_fires=dict.fromkeys(range(1, 13), ("PONG",)),
 )
 
 
@@ -621,7 +621,7 @@ MUTANTS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mutant(name: str | None):
     """A copy of the pure twin broken by MUTANTS[name]; unbroken for None.  Loaded once."""
     twin = _pure_copy(name or "copy")

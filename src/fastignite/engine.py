@@ -210,9 +210,7 @@ def _check_counters(counters: Any) -> dict[str, int]:
     """A state_dict's ``counters``: event name -> firings, validated whole before
     anything changes (the compiled twin keeps counters as C int64)."""
     if not isinstance(counters, Mapping):
-        raise ValueError(
-            f"state_dict's {_COUNTERS_KEY} should map event names to firing counts, got {counters!r}"
-        )
+        raise ValueError(f"state_dict's {_COUNTERS_KEY} should map event names to firing counts, got {counters!r}")
     checked = {}
     for name, count in counters.items():
         if not isinstance(name, str):
@@ -499,9 +497,7 @@ class Engine:
         self.last_event_name = event_name
         entries = dict.get(self._event_handlers, event_name)
         if entries:
-            _driver.call_entries(
-                self, entries, 0, State.event_to_attr.get(event_name), 0, event_args, event_kwargs
-            )
+            _driver.call_entries(self, entries, 0, State.event_to_attr.get(event_name), 0, event_args, event_kwargs)
 
     # Fire a (registered) event now, e.g. a custom event from the process
     # function: the twin's function itself, so that the call costs no Python frame.

@@ -67,8 +67,10 @@ class CallableEventWithFilter:
         """This event with a filter: exactly one of ``event_filter``, ``once``, or
         ``every``/``before``/``after`` (which combine).  ``every`` may be a list of
         periods (the handler runs when any divides the count)."""
-        given = (event_filter is not None) + (once is not None) + (
-            every is not None or before is not None or after is not None
+        given = (
+            (event_filter is not None)
+            + (once is not None)
+            + (every is not None or before is not None or after is not None)
         )
         if given != 1:
             raise ValueError("Only one of the input arguments should be specified, except before, after and every")
@@ -177,9 +179,7 @@ def _as_filter_and_name(operand: object) -> tuple[FilterCallable | None, str]:
         if len(filters) < len(parts):
             return None, names.pop()  # one unfiltered member: the disjunction always holds
         return AnyOf(*filters), names.pop()
-    raise TypeError(
-        f"Operands of & should be events (Events, CallableEventWithFilter or EventsList), got {operand!r}"
-    )
+    raise TypeError(f"Operands of & should be events (Events, CallableEventWithFilter or EventsList), got {operand!r}")
 
 
 def _conjunction(left: Any, right: Any) -> CallableEventWithFilter:

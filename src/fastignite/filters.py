@@ -298,7 +298,10 @@ class Throttle(_Snapshot, EventFilter):
     _last: float
 
     def __init__(
-        self, seconds: float, first: bool = True, clock: Callable[[], float] = time.monotonic,
+        self,
+        seconds: float,
+        first: bool = True,
+        clock: Callable[[], float] = time.monotonic,
         last_fire: float | None = None,
     ) -> None:
         self._fix("seconds", float(seconds))
@@ -336,7 +339,10 @@ class Timeout(_Snapshot, EventFilter):
     _fired: bool
 
     def __init__(
-        self, seconds: float, clock: Callable[[], float] = time.monotonic, start_time: float | None = None,
+        self,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        start_time: float | None = None,
         once: bool = False,
     ) -> None:
         self._fix("seconds", float(seconds))
@@ -578,9 +584,7 @@ def throttle_filter(
     (``first=False``).  ``clock`` is for tests.
     """
     seconds = _check_seconds("seconds", seconds)
-    first = _check_flag(
-        "first", first, "; the time it last fired, as Ignite.jl's second argument, is last_fire=<time>"
-    )
+    first = _check_flag("first", first, "; the time it last fired, as Ignite.jl's second argument, is last_fire=<time>")
     last_fire = _check_time("last_fire", last_fire)
     if last_fire is not None and not first:
         raise ValueError("Arguments first=False and last_fire are exclusive: last_fire says when the window starts")

@@ -37,9 +37,7 @@ try:
     import ignite.engine.engine as _ignite_engine_module
     import ignite.engine.events as _ignite_events
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "fastignite.ignite needs pytorch-ignite (pip install 'fastignite[ignite]'): " + str(exc)
-    ) from exc
+    raise ImportError("fastignite.ignite needs pytorch-ignite (pip install 'fastignite[ignite]'): " + str(exc)) from exc
 
 from ignite.engine.events import CallableEventWithFilter, EventEnum, Events, EventsList, RemovableEventHandle
 
@@ -141,9 +139,7 @@ def _once(cells: dict[str, Any]) -> Any:
     # makes one; so does a literal), and Once can take their values.  A list
     # its caller still holds can change: ignite's closure is kept, which is
     # exact.  Counted before any local names the list, as in the calibration.
-    if type(cells["once"]) not in (tuple, range) and (
-        not _COUNTS_REFERENCES or _once_refs(cells) > _PRIVATE_ONCE_REFS
-    ):
+    if type(cells["once"]) not in (tuple, range) and (not _COUNTS_REFERENCES or _once_refs(cells) > _PRIVATE_ONCE_REFS):
         return None
     return Once(cells["once"])
 

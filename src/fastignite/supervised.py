@@ -123,6 +123,7 @@ def _make_training_step(
     """The update function shared by the training steps: they differ only in the
     context the forward pass runs in, how the loss is back-propagated and how the
     optimizer steps."""
+
     # optimizer.step / zero_grad and model.train are looked up at every call:
     # LR schedulers and hooks may replace them on the instance after this runs.
     def forward(x: Any, y: Any) -> tuple[Any, Any]:

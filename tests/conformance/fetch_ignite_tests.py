@@ -82,8 +82,18 @@ def _sdist(cache: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
     try:
         print(f"downloading pytorch-ignite=={IGNITE_VERSION} sdist into {cache}", file=sys.stderr)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               f"pytorch-ignite=={IGNITE_VERSION}", "-d", str(tmp)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"pytorch-ignite=={IGNITE_VERSION}",
+            "-d",
+            str(tmp),
+        ]
         # Capture pip's chatter: stdout of `python -m ...fetch_ignite_tests` must be the path only.
         proc = subprocess.run(cmd, capture_output=True, text=True)
         downloaded = _find_sdist(tmp)
@@ -181,8 +191,10 @@ MODES = {
     # fastignite's own Engine, Events, State... under ignite's names (DEFAULT_FILES).
     "alias": (("ignite_alias_plugin",), None),
     # The same, plus fastignite's DeterministicEngine and supervised helpers.
-    "essentials": (("ignite_alias_plugin", "ignite_essentials_plugin"),
-                   ("test_deterministic.py", "test_create_supervised.py")),
+    "essentials": (
+        ("ignite_alias_plugin", "ignite_essentials_plugin"),
+        ("test_deterministic.py", "test_create_supervised.py"),
+    ),
     # fastignite.ignite.install(): only the engine classes swapped; the whole directory.
     "dropin": (("ignite_dropin_plugin",), ("",)),
 }
@@ -215,9 +227,24 @@ def run_ignite_suite(backend: str, files=None, mode: str = "alias") -> dict:
     env["PYTHONPATH"] = os.pathsep.join(extra + [p for p in [env.get("PYTHONPATH")] if p])
     env.setdefault("COLUMNS", "200")  # keep -rfE reasons from being cut at 80 columns
 
-    cmd = [sys.executable, "-m", "pytest", *paths, "-m", MARK_EXPR,
-           "-c", "pytest.ini", "--rootdir", ".", "-p", "no:cacheprovider",
-           *(arg for plugin in plugins for arg in ("-p", plugin)), "-q", "-rfE", "--color=no"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *paths,
+        "-m",
+        MARK_EXPR,
+        "-c",
+        "pytest.ini",
+        "--rootdir",
+        ".",
+        "-p",
+        "no:cacheprovider",
+        *(arg for plugin in plugins for arg in ("-p", plugin)),
+        "-q",
+        "-rfE",
+        "--color=no",
+    ]
     try:
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
@@ -244,8 +271,9 @@ def _run_bounded(cmd: list, cwd: Path, env: dict, timeout: float) -> tuple:
     DataLoader workers are its children, and a survivor would keep the pipes open, leaving
     this call waiting forever on a deadlock that should fail the test."""
     posix = os.name == "posix"
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=posix)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=posix
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
         return proc.returncode, out, err, False
@@ -281,8 +309,17 @@ DISTRIBUTED_PATHS = (
 # and every later test's rendezvous waits its own timeout for it.
 DISTRIBUTED_TIMEOUT_S = 300
 # Inherited, these would make ignite's fixtures (or torch) see another launch than ours.
-_LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                     "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+_LAUNCH_VARIABLES = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+)
 
 
 def _loopback_interface():
@@ -353,14 +390,35 @@ def run_ignite_distributed(backend=None) -> dict:
     loopback = _loopback_interface()
     if loopback:  # gloo otherwise binds the address the host name resolves to
         env["GLOO_SOCKET_IFNAME"] = loopback
-    env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN_DIR), _fastignite_location()]
-                                        + [p for p in [env.get("PYTHONPATH")] if p])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(PLUGIN_DIR), _fastignite_location()] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
     env.setdefault("COLUMNS", "200")
 
-    cmd = [sys.executable, "-m", "pytest", *DISTRIBUTED_PATHS, "-m", "distributed",
-           "--dist=each", "--tx", f"{WORLD_SIZE}*popen//python={sys.executable}",
-           "-c", "pytest.ini", "--rootdir", ".", "-p", "no:cacheprovider",
-           "-p", "ignite_dropin_plugin", "-p", "ignite_distributed_plugin", "-q", "-rfE", "--color=no"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *DISTRIBUTED_PATHS,
+        "-m",
+        "distributed",
+        "--dist=each",
+        "--tx",
+        f"{WORLD_SIZE}*popen//python={sys.executable}",
+        "-c",
+        "pytest.ini",
+        "--rootdir",
+        ".",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "ignite_dropin_plugin",
+        "-p",
+        "ignite_distributed_plugin",
+        "-q",
+        "-rfE",
+        "--color=no",
+    ]
     run_dir = Path(tempfile.mkdtemp(prefix="fastignite-dist-"))
     env["FASTIGNITE_DIST_DIR"] = str(run_dir)
     env["FASTIGNITE_DIST_PARENT"] = str(os.getpid())  # the run ends if this process dies

@@ -28,12 +28,13 @@ ALIASED_NAMES = (
 
 
 def _alias_ignite_to_fastignite() -> str:
-    import fastignite
-    import fastignite.engine
-    import fastignite.events
     import ignite.engine
     import ignite.engine.engine
     import ignite.engine.events
+
+    import fastignite
+    import fastignite.engine
+    import fastignite.events
 
     replacements = {name: getattr(fastignite.events, name) for name in ALIASED_NAMES if name != "Engine"}
     replacements["Engine"] = fastignite.engine.Engine

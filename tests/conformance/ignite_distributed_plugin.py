@@ -144,7 +144,7 @@ def _engine_classes() -> list:
     modules = [m for name, m in list(sys.modules.items()) if name.startswith("tests.ignite.") and m is not None]
     if "ignite.engine" in sys.modules:
         modules.append(sys.modules["ignite.engine"])
-    classes = {getattr(m, "Engine") for m in modules if isinstance(getattr(m, "Engine", None), type)}
+    classes = {m.Engine for m in modules if isinstance(getattr(m, "Engine", None), type)}
     return sorted(f"{cls.__module__}.{cls.__qualname__}" for cls in classes)
 
 
@@ -171,5 +171,10 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session):
     fastignite = sys.modules.get("fastignite")
-    _log({"finished": True, "engine_classes": _engine_classes(),
-          "fastignite_backend": getattr(fastignite, "BACKEND", None)})
+    _log(
+        {
+            "finished": True,
+            "engine_classes": _engine_classes(),
+            "fastignite_backend": getattr(fastignite, "BACKEND", None),
+        }
+    )

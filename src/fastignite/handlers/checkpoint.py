@@ -103,9 +103,7 @@ def _unwrap_parallel(obj: Any) -> Any:
     # A (Distributed)DataParallel wrapper's state dict prefixes every key with "module.";
     # ignite saves and loads the wrapped module, so checkpoints stay portable.
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(
-        obj, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
-    ):
+    if torch is not None and isinstance(obj, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
         return obj.module
     return obj
 
