@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 
 import torch
 import torch.distributed as dist
@@ -242,6 +243,8 @@ def failure(failing: int) -> None:
 
     def boom(engine):
         if RANK == failing:
+            OUT["raised_at"] = time.time()
+            _flush()
             raise ValueError(f"boom on purpose at iteration {engine.state.iteration}")
 
     trainer, model, data = ddp_trainer()
@@ -301,6 +304,7 @@ def main() -> None:
         else:
             raise SystemExit(f"unknown scenario {scenario}")
     except BaseException as e:
+        OUT["exception_at"] = time.time()
         OUT["exception"] = f"{type(e).__name__}: {e}"
         OUT["failed_rank"] = getattr(e, "rank", None)
         raise

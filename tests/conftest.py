@@ -142,7 +142,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     module = next(i for i in session.items if _is_conformance(i)).module
     from tests.conformance import background
 
-    background.start(module.suite_jobs())
+    background.start(module.suite_keys())
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

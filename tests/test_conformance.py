@@ -19,7 +19,6 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
     sys.path.append(_REPO_ROOT)
 
-from tests.conformance.fetch_ignite_tests import run_ignite_suite  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -45,17 +44,12 @@ MODES = ("dropin", "essentials", "alias")  # longest first
 _NEEDS_TORCH = {"essentials", "dropin"}
 
 
-def suite_jobs() -> dict:
-    """(mode, backend) -> a callable running that suite, longest first."""
+def suite_keys() -> list:
+    """The suites to run, (mode, backend), longest first."""
     import importlib.util
 
     has_torch = importlib.util.find_spec("torch") is not None
-    modes = [m for m in MODES if has_torch or m not in _NEEDS_TORCH]
-    return {
-        (mode, backend): (lambda mode=mode, backend=backend: run_ignite_suite(backend, mode=mode))
-        for mode in modes
-        for backend in BACKENDS
-    }
+    return [(mode, backend) for mode in MODES if has_torch or mode not in _NEEDS_TORCH for backend in BACKENDS]
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +57,16 @@ def suites():
     from tests.conformance import background
 
     if not background.started():
-        background.start(suite_jobs())
-    return background.futures()
+        background.start(suite_keys())
+    return set(suite_keys())
 
 
 def _result(suites, mode: str, backend: str) -> dict:
+    from tests.conformance import background
+
     if (mode, backend) not in suites:
         pytest.skip(f"the {mode} suite needs torch")
-    return suites[mode, backend].result()
+    return background.result(mode, backend)
 
 
 def _check(capsys, label: str, backend: str, result: dict, min_passed: int) -> None:
