@@ -355,6 +355,11 @@ def test_sigint_is_delivered_to_a_pure_python_run_as_well(Engine):
     """The same on a loop that does run bytecode: a control for the test above."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")
+    # What the test measures is the engine's: the process's own SIGINT set-up
+    # is put back to Python's default first (a library loaded by an earlier
+    # test may have changed it), so that a lost signal can only be the loop's.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
     engine = Engine(lambda e, b: None)
     timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()

@@ -2,8 +2,9 @@
 
 Each conformance suite (tests/test_conformance.py) is a subprocess that keeps
 one core busy for minutes; the rest of the run mostly keeps one core busy.  So
-tests/conftest.py starts the suites when collection ends and moves the
-conformance tests to the end of the run.
+tests/conftest.py moves the conformance tests to the end of the run and starts
+the suites with the first test that does not measure how soon a thread or a
+signal gets in (those run first, on a quiet machine).
 
 They run in a process of their own (``python tests/conformance/background.py
 DIR mode:backend ...``), one suite at a time until the conformance tests are
