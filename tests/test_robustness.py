@@ -269,6 +269,9 @@ def test_a_loop_made_from_python_checks_what_it_is_given(twin, Engine):
 NO_BYTECODE = """
 import operator, threading, time, signal
 how = HOW
+# Python's own Ctrl-C handler, whatever was inherited: a shell starts a
+# background job with SIGINT ignored, and Python then installs none.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 engine = Engine(operator.is_)  # C code: no bytecode runs per iteration
 if how == "terminate":
     threading.Timer(0.3, engine.terminate).start()
@@ -356,8 +359,9 @@ def test_sigint_is_delivered_to_a_pure_python_run_as_well(Engine):
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")
     # What the test measures is the engine's: the process's own SIGINT set-up
-    # is put back to Python's default first (a library loaded by an earlier
-    # test may have changed it), so that a lost signal can only be the loop's.
+    # is put back to Python's default first (a shell starts a background job
+    # with SIGINT ignored, and Python then installs no handler), so that a
+    # lost signal can only be the loop's.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
     engine = Engine(lambda e, b: None)
