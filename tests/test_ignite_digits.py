@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -251,5 +252,10 @@ def test_the_guided_run_prints_what_the_guide_shows(fast_run: dict) -> None:
     printed = fast_run["stdout"].splitlines()
     shown = _guide_block("ignite-digits-output")
     assert len(shown) >= 10
-    missing = [line for line in shown if line not in printed]
+    # The digests of the weights are bitwise: torch's CPU kernels round
+    # differently on different instruction sets, so they are compared in form
+    # only (the plain-ignite comparison above checks them exactly).
+    digests = re.compile(r"[0-9a-f]{16}\.\.\.")
+    printed = [digests.sub("<sha256>...", line) for line in printed]
+    missing = [line for line in (digests.sub("<sha256>...", s) for s in shown) if line not in printed]
     assert not missing, f"lines docs/migrating.md shows that the run did not print: {missing}\n{fast_run['stdout']}"

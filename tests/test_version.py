@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -29,18 +31,48 @@ def test_the_version_is_a_release_version():
     assert PUBLIC_VERSION.fullmatch(fastignite.__version__), fastignite.__version__
 
 
+# Run in a child: importing setuptools in the test process asserts that the
+# standard library's distutils was not imported before (setuptools' distutils
+# hack), and in a whole test run some other library may have imported it.
+_READ_PYPROJECT = """
+import json, sys
+try:
+    import setuptools
+    from setuptools.config.pyprojecttoml import read_configuration
+except ImportError:
+    sys.exit(3)
+major = int(setuptools.__version__.split(".")[0])
+if major < 77:  # the build requirement; older ones may not read this pyproject.toml
+    sys.exit(3)
+path = sys.argv[1]
+written = read_configuration(path, expand=False)
+expanded = read_configuration(path, expand=True)
+print(json.dumps({
+    "project": written["project"],
+    "dynamic_version": written["tool"]["setuptools"]["dynamic"].get("version"),
+    "expanded_version": expanded["project"]["version"],
+}))
+"""
+
+
 @pytest.mark.skipif(not PYPROJECT.exists(), reason="no pyproject.toml (not a checkout)")
 def test_pyproject_reads_the_version_from_the_package():
-    # setuptools>=77 is the build requirement; older ones may not read this pyproject.toml.
-    pytest.importorskip("setuptools", minversion="77")
-    from setuptools.config.pyprojecttoml import read_configuration
-
-    written = read_configuration(PYPROJECT, expand=False)
-    assert "version" not in written["project"], "pyproject.toml writes the version itself"
-    assert "version" in written["project"]["dynamic"]
-    assert written["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "fastignite.__version__"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _READ_PYPROJECT, str(PYPROJECT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    if proc.returncode == 3:
+        pytest.skip("needs setuptools>=77 (the build requirement) to read pyproject.toml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    read = json.loads(proc.stdout)
+    assert "version" not in read["project"], "pyproject.toml writes the version itself"
+    assert "version" in read["project"]["dynamic"]
+    assert read["dynamic_version"] == {"attr": "fastignite.__version__"}
     # What a build of this checkout puts in its metadata (read from src/, not imported).
-    assert read_configuration(PYPROJECT, expand=True)["project"]["version"] == fastignite.__version__
+    assert read["expanded_version"] == fastignite.__version__
 
 
 def _installed_here(dist: importlib.metadata.Distribution) -> bool:
