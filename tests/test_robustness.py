@@ -16,6 +16,7 @@ crash fails its test instead of the run:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -168,7 +169,16 @@ def test_recursive_firing_raises_recursion_error(mode, limit, stack):
     if limit > 1_000 and platform.python_implementation() != "CPython":
         pytest.skip("a raised recursion limit lets any deep Python recursion overflow PyPy's own stack")
     code = RECURSION.replace("PARAMS", repr((mode, str(limit), str(stack))))
-    for impl in BACKENDS:
+    # The C stack is watched by the compiled fire_event, which serves engines
+    # on either twin when it is built.  Without it, a limit raised past what
+    # the C stack holds crashes CPython 3.11 and 3.13 on this same recursion
+    # written in plain Python (a partial calling a function that calls it):
+    # Python's own limit, which no pure-Python code can measure.
+    compiled_built = importlib.util.find_spec("fastignite._dispatch_c") is not None
+    tried = [impl for impl in BACKENDS if compiled_built or limit <= 1_000]
+    if not tried:
+        pytest.skip("a recursion limit raised past the C stack crashes CPython itself without the compiled guard")
+    for impl in tried:
         _, out = run_child(impl, code, timeout=300)
         assert out == {"error": "RecursionError", "deep": True}, (impl, out)
 
