@@ -177,11 +177,48 @@ def checkpoints(directory: str) -> None:
     # Every rank loads the newest file, chosen once.
     fresh = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
     path = fdist.load_latest_checkpoint({"model": fresh}, directory)
+    # A pattern only rank 0 reads (pathlib refuses absolute ones): rank 0 raises,
+    # and the others learn it instead of waiting for its choice.
+    try:
+        fdist.load_latest_checkpoint({"model": fresh}, directory, pattern="/abs/*.pt")
+        cannot_choose = "nothing raised"
+    except Exception as e:
+        cannot_choose = f"{type(e).__name__}: {e}"
     OUT["checkpoints"] = {
         "seen": seen,
         "latest": os.path.basename(str(path)),
         "latest_weights": weights_hash(fresh),
         "files": sorted(os.listdir(directory)),
+        "cannot_choose": cannot_choose,
+    }
+
+
+def failed_save() -> None:
+    """The save fails on the rank that writes (rank 0), and both processes
+    live on: every rank raises at the save's barrier instead of waiting there,
+    and keeps the same list of saved files."""
+    from fastignite.handlers import Checkpoint
+
+    def save(checkpoint, filename, metadata):
+        if RANK == 0 and "3" in filename:
+            raise OSError(f"no space left on purpose, writing {filename}")
+
+    trainer, model, data = ddp_trainer()
+    ckpt = Checkpoint({"model": model}, save, n_saved=2, global_step_transform=lambda e, _: e.state.epoch)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, ckpt)
+    start = time.monotonic()
+    failed_rank = None
+    try:
+        trainer.run(data, max_epochs=5)
+        raised = "nothing raised"
+    except Exception as e:
+        raised, failed_rank = f"{type(e).__name__}: {e}", getattr(e, "rank", None)
+    OUT["failed_save"] = {
+        "raised": raised,
+        "failed_rank": failed_rank,
+        "seconds": time.monotonic() - start,
+        "epoch": trainer.state.epoch,
+        "saved": [item.filename for item in ckpt._saved],
     }
 
 
@@ -231,6 +268,7 @@ def suite(directory: str) -> None:
             nan_on_one_rank()
             stops_asked_on_one_rank()
             checkpoints(os.path.join(directory, name))
+            failed_save()
             metrics()
             output()
             OUT["backend"] = Engine(lambda e, b: None)._twin.BACKEND

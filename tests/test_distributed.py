@@ -129,10 +129,27 @@ def test_terminate_epoch_and_interrupt_asked_on_one_rank(suite):
 
 def test_checkpoints_are_identical_and_complete_on_every_rank(suite):
     _, (r0, r1), _ = suite
+    r0_error, r1_error = r0["checkpoints"].pop("cannot_choose"), r1["checkpoints"].pop("cannot_choose")
+    assert r0_error.startswith("NotImplementedError"), r0_error
+    assert r1_error.startswith("RankFailedError: rank 0 failed: choosing the checkpoint to load in "), r1_error
+    assert r0_error.split(": ", 1)[1] in r1_error
     assert r0["checkpoints"] == r1["checkpoints"]
     seen = r0["checkpoints"]["seen"]
     assert all(s["complete"] for s in seen) and len(seen) == 5
     assert r0["checkpoints"]["latest"] == os.path.basename(seen[-1]["last"])
+
+
+def test_a_save_that_fails_on_the_writing_rank_fails_every_rank_at_once(suite):
+    """Both processes live on after the failure (the case in which waiting
+    for a process to exit would never end)."""
+    _, (r0, r1), _ = suite
+    f0, f1 = r0["failed_save"], r1["failed_save"]
+    assert f0["raised"] == "OSError: no space left on purpose, writing model_3.pt", f0
+    assert f1["raised"].startswith("RankFailedError: rank 0 failed: OSError: no space left on purpose"), f1
+    assert f1["failed_rank"] == 0
+    assert f0["epoch"] == f1["epoch"] == 3
+    assert f0["saved"] == f1["saved"] == ["model_1.pt", "model_2.pt"]
+    assert max(f0["seconds"], f1["seconds"]) < 20, (f0, f1)
 
 
 def test_ignite_metrics_and_torchmetrics_reduce_across_ranks(suite):

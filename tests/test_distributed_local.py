@@ -162,3 +162,37 @@ def test_load_latest_checkpoint_compares_the_numbers_in_names_when_times_tie(tmp
     box = Box()
     assert fdist.load_latest_checkpoint({"box": box}, tmp_path, pattern="*.pkl").name == "resume_100.pkl"
     assert box.v == 100
+
+
+def test_load_latest_checkpoint_never_chooses_a_file_still_being_written(tmp_path):
+    import os
+    import pickle
+
+    from fastignite.handlers.checkpoint import TMP_PREFIX
+
+    (tmp_path / "model_1.pkl").write_bytes(pickle.dumps({"box": {"v": 1}}))
+    os.utime(tmp_path / "model_1.pkl", ns=(10**18, 10**18))
+    (tmp_path / f"{TMP_PREFIX}abc.part").write_bytes(b"half a checkpoint")  # newer, but DiskSaver's temporary
+    (tmp_path / "a_directory.pkl").mkdir()
+
+    class Box:
+        def load_state_dict(self, sd):
+            self.v = sd["v"]
+
+    box = Box()
+    assert fdist.load_latest_checkpoint({"box": box}, tmp_path, pattern="*").name == "model_1.pkl"
+    assert box.v == 1
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        (([], "."), TypeError, "to_load should be a mapping"),
+        (({}, 3), TypeError, "dirname should be a str or a path"),
+        (({}, ".", ""), ValueError, "pattern should be a non-empty glob pattern"),
+        (({}, ".", b"*.pt"), ValueError, "pattern should be a non-empty glob pattern"),
+    ],
+)
+def test_load_latest_checkpoint_refuses_what_it_cannot_use(args, error, match):
+    with pytest.raises(error, match=match):
+        fdist.load_latest_checkpoint(*args)

@@ -46,7 +46,9 @@ only when torch is already imported (no process group can exist otherwise).
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -128,10 +130,32 @@ def _group(dist: Any) -> Any:
 
 
 def barrier() -> None:
-    """Wait until every rank gets here (nothing without a process group)."""
+    """Wait until every rank gets here (nothing without a process group).
+
+    If a rank got to its meeting point with :func:`_meet` and an error (a
+    save that failed on the rank that writes), this raises a
+    :class:`RankFailedError` naming that rank."""
+    _meet(None)
+
+
+def _meet(failure: BaseException | None) -> None:
+    """A barrier that also tells whether each rank got through the work
+    before it.  The ranks that did not fail raise a RankFailedError naming the
+    first that did; a rank that failed returns, to re-raise its own error.
+    Without it a failure on the rank that writes a checkpoint would leave the
+    others waiting for it at the barrier."""
     dist = _dist()
-    if dist is not None:
-        dist.barrier(group=_group(dist))
+    if dist is None:
+        return
+    flags = _gather([0 if failure is None else 1], "int64")
+    failed = [rank for rank, (flag,) in enumerate(flags) if flag]
+    if not failed:
+        return
+    reasons: list[Any] = [None] * len(flags)
+    mine = None if failure is None else f"{type(failure).__name__}: {failure}"
+    dist.all_gather_object(reasons, mine, group=_group(dist))
+    if failure is None:
+        raise RankFailedError(failed[0], str(reasons[failed[0]]), int(dist.get_rank()))
 
 
 def _gather(values: Sequence[float], dtype: str) -> list[list[Any]]:
@@ -419,6 +443,27 @@ def _natural(name: str) -> list[tuple[int, int, str]]:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
+def _newest(directory: Path, pattern: str, skip_prefix: str) -> str | None:
+    """The newest file in ``directory`` matching ``pattern`` (modification
+    time, then the name, its numbers compared as numbers), or None.  A file
+    removed while the directory is read (an old checkpoint that a running
+    Checkpoint deletes) is passed over."""
+    newest: tuple[Any, ...] | None = None
+    for path in directory.glob(pattern):
+        if path.name.startswith(skip_prefix):
+            continue
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        key = (info.st_mtime_ns, _natural(path.name), str(path))
+        if newest is None or key > newest:
+            newest = key
+    return None if newest is None else str(newest[-1])
+
+
 def load_latest_checkpoint(
     to_load: Mapping[str, Any], dirname: str | Path, pattern: str = "*.pt", **load_kwargs: Any
 ) -> Path | None:
@@ -429,19 +474,37 @@ def load_latest_checkpoint(
     Returns its path, or None (nothing loaded) when there is none.
 
     Checkpoint's DiskSaver writes a file whole then renames it into place, so
-    any file found is complete."""
-    from .handlers.checkpoint import Checkpoint
+    any file found is complete (its temporary files are never chosen, whatever
+    the pattern).  When rank 0 cannot choose (an unreadable directory, say),
+    every rank raises: rank 0 its own error, the others a RankFailedError
+    naming it, instead of waiting for a choice that never comes."""
+    from .handlers.checkpoint import TMP_PREFIX, Checkpoint
 
+    if not isinstance(to_load, Mapping):
+        raise TypeError(f"to_load should be a mapping of names to objects with load_state_dict, got {type(to_load)}")
+    if not isinstance(dirname, (str, os.PathLike)):
+        raise TypeError(f"dirname should be a str or a path, got {type(dirname)}")
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError(f"pattern should be a non-empty glob pattern (a str such as '*.pt'), got {pattern!r}")
     dist = _dist()
     chosen: Any = None
+    failure: str | None = None
     if dist is None or dist.get_rank() == 0:
-        files = [p for p in Path(dirname).glob(pattern) if p.is_file()]
-        if files:
-            chosen = str(max(files, key=lambda p: (p.stat().st_mtime_ns, _natural(p.name))))
+        try:
+            chosen = _newest(Path(dirname), pattern, TMP_PREFIX)
+        except Exception as error:
+            if dist is None:
+                raise
+            failure = f"{type(error).__name__}: {error}"
+            dist.broadcast_object_list([(None, failure)], src=0, group=_group(dist))
+            raise
     if dist is not None:
-        box = [chosen]
+        box = [(chosen, failure)]
         dist.broadcast_object_list(box, src=0, group=_group(dist))
-        chosen = box[0]
+        chosen, failure = box[0]
+        if failure is not None:
+            where = str(dirname)
+            raise RankFailedError(0, f"choosing the checkpoint to load in {where!r}: {failure}", int(dist.get_rank()))
     if chosen is None:
         return None
     Checkpoint.load_objects(to_load, chosen, **load_kwargs)

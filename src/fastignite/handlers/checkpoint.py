@@ -505,20 +505,31 @@ class Checkpoint:
         if self.include_self:
             checkpoint["checkpointer"] = self._state_dict_of(saved)
 
-        # ignite also accepts a two-argument handler (checkpoint, filename); decided
-        # from its signature, so a TypeError raised inside it is not mistaken for one.
-        if bind_error(self.save_handler, checkpoint, filename, metadata) is None:
-            self.save_handler(checkpoint, filename, metadata)
-        else:
-            self.save_handler(checkpoint, filename)
+        kept = self._saved
+        try:
+            # ignite also accepts a two-argument handler (checkpoint, filename); decided
+            # from its signature, so a TypeError raised inside it is not mistaken for one.
+            if bind_error(self.save_handler, checkpoint, filename, metadata) is None:
+                self.save_handler(checkpoint, filename, metadata)
+            else:
+                self.save_handler(checkpoint, filename)
 
-        self._saved = saved
-        # Not for a re-save under the same name: the new write has replaced the file.
-        if evicted is not None and evicted.filename != filename and self._can_remove():
-            self.save_handler.remove(evicted.filename)  # type: ignore[union-attr]  # _can_remove: it has one
+            self._saved = saved
+            # Not for a re-save under the same name: the new write has replaced the file.
+            if evicted is not None and evicted.filename != filename and self._can_remove():
+                self.save_handler.remove(evicted.filename)  # type: ignore[union-attr]  # _can_remove: it has one
+        except Exception as error:
+            # The other ranks are at the barrier below: they learn of it there
+            # (a RankFailedError) instead of waiting for this rank.
+            distributed._meet(error)
+            raise
         # One rank writes; no rank goes on (and reads last_checkpoint) before
         # the file is complete and the evicted one gone.
-        distributed.barrier()
+        try:
+            distributed.barrier()
+        except distributed.RankFailedError:
+            self._saved = kept  # as on the rank whose save failed
+            raise
 
         if hasattr(engine, "fire_event") and engine.has_registered_events(self.SAVED_CHECKPOINT):
             engine.fire_event(self.SAVED_CHECKPOINT)
