@@ -222,6 +222,42 @@ def failed_save() -> None:
     }
 
 
+def failed_scores() -> None:
+    """A score function fails on one rank only (EarlyStopping's on rank 1, a
+    Checkpoint's giving a non-number on rank 0), and both processes live on:
+    every rank raises at once instead of waiting for that rank's score."""
+    from fastignite.handlers import Checkpoint, EarlyStopping
+
+    def early_stopping_score(engine):
+        if RANK == 1 and engine.state.epoch == 2:
+            raise KeyError("accuracy")
+        return 1.0
+
+    def checkpoint_score(engine):
+        return "high" if RANK == 0 and engine.state.epoch == 3 else 0.5
+
+    results = {}
+    for name, attach in (
+        ("early_stopping", lambda t, m: EarlyStopping(patience=5, score_function=early_stopping_score, trainer=t)),
+        ("checkpoint", lambda t, m: Checkpoint({"model": m}, lambda *a: None, score_function=checkpoint_score)),
+    ):
+        trainer, model, data = ddp_trainer()
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, attach(trainer, model))
+        start = time.monotonic()
+        try:
+            trainer.run(data, max_epochs=5)
+            raised, failed_rank = "nothing raised", None
+        except Exception as e:
+            raised, failed_rank = f"{type(e).__name__}: {e}", getattr(e, "rank", None)
+        results[name] = {
+            "raised": raised,
+            "failed_rank": failed_rank,
+            "epoch": trainer.state.epoch,
+            "seconds": time.monotonic() - start,
+        }
+    OUT["failed_scores"] = results
+
+
 def metrics() -> None:
     """ignite.metrics and torchmetrics on the standalone engine reduce across ranks."""
     import torchmetrics
@@ -269,6 +305,7 @@ def suite(directory: str) -> None:
             stops_asked_on_one_rank()
             checkpoints(os.path.join(directory, name))
             failed_save()
+            failed_scores()
             metrics()
             output()
             OUT["backend"] = Engine(lambda e, b: None)._twin.BACKEND

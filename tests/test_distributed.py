@@ -152,6 +152,19 @@ def test_a_save_that_fails_on_the_writing_rank_fails_every_rank_at_once(suite):
     assert max(f0["seconds"], f1["seconds"]) < 20, (f0, f1)
 
 
+def test_a_score_function_failing_on_one_rank_fails_every_rank_at_once(suite):
+    _, (r0, r1), _ = suite
+    es0, es1 = r0["failed_scores"]["early_stopping"], r1["failed_scores"]["early_stopping"]
+    assert es1["raised"] == "KeyError: 'accuracy'", es1
+    assert es0["raised"] == "RankFailedError: rank 1 failed: KeyError: 'accuracy' (rank 0 stopped because of it)", es0
+    assert es0["failed_rank"] == 1 and es0["epoch"] == es1["epoch"] == 2
+    ck0, ck1 = r0["failed_scores"]["checkpoint"], r1["failed_scores"]["checkpoint"]
+    assert ck0["raised"] == "ValueError: Output of score_function should be a number, got <class 'str'>", ck0
+    assert ck1["raised"].startswith("RankFailedError: rank 0 failed: ValueError: Output of score_function"), ck1
+    assert ck1["failed_rank"] == 0 and ck0["epoch"] == ck1["epoch"] == 3
+    assert max(r["seconds"] for r in (es0, es1, ck0, ck1)) < 20
+
+
 def test_ignite_metrics_and_torchmetrics_reduce_across_ranks(suite):
     _, (r0, r1), _ = suite
     for out in (r0, r1):

@@ -51,7 +51,7 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,24 +138,26 @@ def barrier() -> None:
     _meet(None)
 
 
-def _meet(failure: BaseException | None) -> None:
+def _meet(failure: BaseException | None, values: Sequence[float] = ()) -> list[list[float]]:
     """A barrier that also tells whether each rank got through the work
-    before it.  The ranks that did not fail raise a RankFailedError naming the
-    first that did; a rank that failed returns, to re-raise its own error.
-    Without it a failure on the rank that writes a checkpoint would leave the
-    others waiting for it at the barrier."""
+    before it, and gathers each rank's ``values`` (floats, the same number on
+    every rank; NaN where a rank failed).  The ranks that did not fail raise a
+    RankFailedError naming the first that did; a rank that failed gets the
+    rows back, to re-raise its own error.  Without it a failure on one rank
+    (the save of the rank that writes a checkpoint, a score function) would
+    leave the others waiting for it."""
     dist = _dist()
     if dist is None:
-        return
-    flags = _gather([0 if failure is None else 1], "int64")
-    failed = [rank for rank, (flag,) in enumerate(flags) if flag]
-    if not failed:
-        return
-    reasons: list[Any] = [None] * len(flags)
-    mine = None if failure is None else f"{type(failure).__name__}: {failure}"
-    dist.all_gather_object(reasons, mine, group=_group(dist))
-    if failure is None:
-        raise RankFailedError(failed[0], str(reasons[failed[0]]), int(dist.get_rank()))
+        return [list(values)]
+    rows = _gather([*values, 0.0 if failure is None else 1.0], "float64")
+    failed = [rank for rank, row in enumerate(rows) if row[-1]]
+    if failed:
+        reasons: list[Any] = [None] * len(rows)
+        mine = None if failure is None else f"{type(failure).__name__}: {failure}"
+        dist.all_gather_object(reasons, mine, group=_group(dist))
+        if failure is None:
+            raise RankFailedError(failed[0], str(reasons[failed[0]]), int(dist.get_rank()))
+    return [row[:-1] for row in rows]
 
 
 def _gather(values: Sequence[float], dtype: str) -> list[list[Any]]:
@@ -174,10 +176,28 @@ def reduce_score(score: Any) -> Any:
     (``math.fsum``, the same float on every rank), or the score itself when
     every rank has the same (a metric that reduces across ranks already).
     Without a process group, the score."""
+    return _reduced_score_of(lambda: score)
+
+
+def _reduced_score_of(compute: Callable[[], Any]) -> Any:
+    """``reduce_score(compute())``, where ``compute`` raising (or giving what
+    is not a number) on one rank makes every rank raise: that rank its own
+    error, the others a :class:`RankFailedError` naming it, instead of waiting
+    for its score.  EarlyStopping and Checkpoint call their score functions
+    through it."""
     if _dist() is None:
-        return score
-    scores = _gather([float(score)], "float64")
-    values = [s[0] for s in scores]
+        return compute()
+    failure: BaseException | None = None
+    score: Any = None
+    value = math.nan
+    try:
+        score = compute()
+        value = float(score)
+    except Exception as error:
+        failure = error
+    values = [row[0] for row in _meet(failure, [value])]
+    if failure is not None:
+        raise failure
     if all(v == values[0] for v in values) or all(math.isnan(v) for v in values):
         return score
     return math.fsum(values) / len(values)

@@ -448,11 +448,17 @@ class Checkpoint:
             global_step = self.global_step_transform(engine, engine.last_event_name)
 
         if self.score_function is not None:
-            priority = self.score_function(engine)
-            if not isinstance(priority, numbers.Number):
-                raise ValueError(f"Output of score_function should be a number, got {type(priority)}")
-            # Every rank keeps the same files only if it decides on the same score.
-            priority = distributed.reduce_score(priority)
+            score_function = self.score_function
+
+            def score() -> Any:
+                value = score_function(engine)
+                if not isinstance(value, numbers.Number):
+                    raise ValueError(f"Output of score_function should be a number, got {type(value)}")
+                return value
+
+            # Every rank keeps the same files only if it decides on the same
+            # score; a score function failing on one rank fails them all.
+            priority = distributed._reduced_score_of(score)
         else:
             if global_step is None:
                 global_step = engine.state.get_event_attrib_value(Events.ITERATION_COMPLETED)

@@ -133,8 +133,9 @@ class EarlyStopping:
 
     def __call__(self, engine: Any) -> None:
         # Under torch.distributed every rank decides on the same, reduced score,
-        # so that all stop together and keep the same state.
-        score = distributed.reduce_score(self.score_function(engine))
+        # so that all stop together and keep the same state; a score function
+        # failing on one rank makes every rank raise instead of waiting.
+        score = distributed._reduced_score_of(lambda: self.score_function(engine))
         best = self.best_score
         if best is None:
             self.best_score = score
