@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import itertools
 import os
 import socket
@@ -83,6 +84,7 @@ def _rank_main(rank: int, world: int, port: int, iterations: int, repeats: int, 
     if rank == 0:
         queue.put(results)
     dist.destroy_process_group()
+    gc.collect()  # see examples/ddp_digits.py's end
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -11,6 +11,7 @@ model, a DistributedSampler, fastignite's Engine and handlers, nothing else.
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import json
 import os
@@ -386,6 +387,7 @@ def main() -> None:
     finally:
         _flush()
     dist.destroy_process_group()
+    gc.collect()  # see examples/ddp_digits.py's end
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import re
 import stat
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,15 +118,23 @@ def get_world_size() -> int:
 # step then meet in fastignite's collectives only, where the agreement's check
 # of where each rank is turns the mismatch into an error instead of a hang.
 
-_groups: dict[int, Any] = {}
+# Weak references to [the default group, fastignite's group for it], or empty.
+# torch.distributed's registry keeps both alive until destroy_process_group(),
+# which then lets them go: a strong reference here would keep fastignite's
+# group, and its gloo worker threads, alive until the interpreter's teardown
+# (where a gloo worker that needs the GIL aborts the process; see
+# docs/distributed.md, "Ending a script").  The default group is compared by
+# identity: a new one (after destroy_process_group and a new init) may reuse
+# a freed one's address.
+_own: list[weakref.ref[Any]] = []
 
 
 def _group(dist: Any) -> Any:
     world = dist.group.WORLD
-    group = _groups.get(id(world))
+    group = _own[1]() if _own and _own[0]() is world else None
     if group is None:
-        _groups.clear()  # a destroyed default group's
-        group = _groups[id(world)] = dist.new_group(backend="gloo")
+        group = dist.new_group(backend="gloo")
+        _own[:] = [weakref.ref(world), weakref.ref(group)]
     return group
 
 
