@@ -196,3 +196,42 @@ def test_load_latest_checkpoint_never_chooses_a_file_still_being_written(tmp_pat
 def test_load_latest_checkpoint_refuses_what_it_cannot_use(args, error, match):
     with pytest.raises(error, match=match):
         fdist.load_latest_checkpoint(*args)
+
+
+GROUP_LIFETIME = """
+import atexit, datetime, gc, os, socket, weakref
+import torch.distributed as dist
+from fastignite import distributed as fdist
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+dist.init_process_group("gloo", rank=0, world_size=1, timeout=datetime.timedelta(seconds=30))
+before = atexit._ncallbacks()
+first = fdist._group(dist)
+assert fdist._group(dist) is first
+assert atexit._ncallbacks() == before + 1  # gc.collect at exit, registered once
+mine = weakref.ref(first)
+del first
+dist.destroy_process_group()
+gc.collect()
+assert mine() is None, "fastignite kept its group alive after destroy_process_group()"
+dist.init_process_group("gloo", rank=0, world_size=1, timeout=datetime.timedelta(seconds=30))
+second = fdist._group(dist)
+assert second is not None and atexit._ncallbacks() == before + 1
+dist.destroy_process_group()
+print("OK")
+"""
+
+
+def test_fastignite_never_keeps_a_process_group_alive():
+    """destroy_process_group() lets fastignite's own group go (a group alive in
+    the interpreter's teardown can abort the process, see docs/distributed.md),
+    a new default group gets a new one, and gc.collect is registered at exit
+    once."""
+    pytest.importorskip("torch.distributed")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", GROUP_LIFETIME], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("OK"), done.stderr[-3000:]
