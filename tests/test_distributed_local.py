@@ -117,18 +117,21 @@ def test_an_agreement_is_never_copied_with_its_engine():
     assert pickle.loads(pickle.dumps(agreement)) is None
 
 
+class Box:
+    """What a checkpoint saves and loads: one value."""
+
+    def __init__(self, v):
+        self.v = v
+
+    def state_dict(self):
+        return {"v": self.v}
+
+    def load_state_dict(self, sd):
+        self.v = sd["v"]
+
+
 def test_load_latest_checkpoint_without_a_group(tmp_path):
     from fastignite.handlers import Checkpoint, DiskSaver
-
-    class Box:
-        def __init__(self, v):
-            self.v = v
-
-        def state_dict(self):
-            return {"v": self.v}
-
-        def load_state_dict(self, sd):
-            self.v = sd["v"]
 
     assert fdist.load_latest_checkpoint({"box": Box(0)}, tmp_path) is None
     box = Box(1)
@@ -155,11 +158,7 @@ def test_load_latest_checkpoint_compares_the_numbers_in_names_when_times_tie(tmp
     for f in tmp_path.iterdir():
         os.utime(f, ns=(10**18, 10**18))
 
-    class Box:
-        def load_state_dict(self, sd):
-            self.v = sd["v"]
-
-    box = Box()
+    box = Box(0)
     assert fdist.load_latest_checkpoint({"box": box}, tmp_path, pattern="*.pkl").name == "resume_100.pkl"
     assert box.v == 100
 
@@ -175,11 +174,7 @@ def test_load_latest_checkpoint_never_chooses_a_file_still_being_written(tmp_pat
     (tmp_path / f"{TMP_PREFIX}abc.part").write_bytes(b"half a checkpoint")  # newer, but DiskSaver's temporary
     (tmp_path / "a_directory.pkl").mkdir()
 
-    class Box:
-        def load_state_dict(self, sd):
-            self.v = sd["v"]
-
-    box = Box()
+    box = Box(0)
     assert fdist.load_latest_checkpoint({"box": box}, tmp_path, pattern="*").name == "model_1.pkl"
     assert box.v == 1
 

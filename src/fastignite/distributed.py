@@ -132,6 +132,7 @@ _own: list[weakref.ref[Any]] = []
 
 
 def _group(dist: Any) -> Any:
+    global _collect_at_exit
     world = dist.group.WORLD
     group = _own[1]() if _own and _own[0]() is world else None
     if group is None:
@@ -146,11 +147,11 @@ def _group(dist: Any) -> Any:
             # aborts the process (torch 2.13).  examples/ddp_digits.py without
             # its own gc.collect(): 5 runs in 30 aborted, none in 30 with this.
             atexit.register(gc.collect)
-            _collect_at_exit.append(True)
+            _collect_at_exit = True
     return group
 
 
-_collect_at_exit: list[bool] = []
+_collect_at_exit = False  # gc.collect is registered at exit
 
 
 def barrier() -> None:
@@ -177,7 +178,7 @@ def _meet(failure: BaseException | None, values: Sequence[float] = ()) -> list[l
     failed = [rank for rank, row in enumerate(rows) if row[-1]]
     if failed:
         reasons: list[Any] = [None] * len(rows)
-        mine = None if failure is None else f"{type(failure).__name__}: {failure}"
+        mine = None if failure is None else _error_text(failure)
         dist.all_gather_object(reasons, mine, group=_group(dist))
         if failure is None:
             raise RankFailedError(failed[0], str(reasons[failed[0]]), int(dist.get_rank()))
@@ -265,13 +266,17 @@ def _failures_so_far(dist: Any) -> int:
         return 0
 
 
+def _error_text(error: BaseException) -> str:
+    """What another rank is told of ``error``: its type and message, cut short."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 2000 else text[:2000] + "..."
+
+
 def _publish(dist: Any, error: BaseException, where: str) -> None:
     store = _store(dist)
     if store is None:
         return
-    text = f"{type(error).__name__}: {error}"
-    if len(text) > 2000:
-        text = text[:2000] + "..."
+    text = _error_text(error)
     try:
         n = int(store.add(_FAILURES, 1))
         store.set(f"{_FAILURES}/{n}", f"{dist.get_rank()}\n{where}\n{text}")
@@ -532,20 +537,20 @@ def load_latest_checkpoint(
         raise ValueError(f"pattern should be a non-empty glob pattern (a str such as '*.pt'), got {pattern!r}")
     dist = _dist()
     chosen: Any = None
-    failure: str | None = None
+    own_error: Exception | None = None
     if dist is None or dist.get_rank() == 0:
         try:
             chosen = _newest(Path(dirname), pattern, TMP_PREFIX)
         except Exception as error:
             if dist is None:
                 raise
-            failure = f"{type(error).__name__}: {error}"
-            dist.broadcast_object_list([(None, failure)], src=0, group=_group(dist))
-            raise
+            own_error = error
     if dist is not None:
-        box = [(chosen, failure)]
+        box = [(chosen, None if own_error is None else _error_text(own_error))]
         dist.broadcast_object_list(box, src=0, group=_group(dist))
         chosen, failure = box[0]
+        if own_error is not None:
+            raise own_error
         if failure is not None:
             where = str(dirname)
             raise RankFailedError(0, f"choosing the checkpoint to load in {where!r}: {failure}", int(dist.get_rank()))
